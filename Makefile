@@ -1,0 +1,50 @@
+# The two commands a person needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 0.0.0.0
+PORT ?= 8080
+MODELS_DIR ?= models
+DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch
+MANIFESTS := $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)/manifest.json)
+STAMP := $(VENV)/.installed
+
+# Nothing phones home: onnxruntime's pip build looks up a telemetry host unless this is set.
+export ORT_DISABLE_TELEMETRY := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test test-fast lint models clean-models bench-latency help
+
+help:
+	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
+	@echo "make test   install everything and run the whole test suite"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[tools,test]'
+	@touch $@
+
+$(MODELS_DIR)/%/manifest.json: | $(STAMP)
+	$(PY) tools/default_models.py --out $(MODELS_DIR)
+
+models: $(STAMP) $(MANIFESTS)
+
+run: models
+	$(VENV)/bin/appliance serve --host $(HOST) --port $(PORT) --models-dir $(MODELS_DIR)
+
+test: models
+	$(PY) -m ruff check appliance tools tests
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not default_models"
+
+lint: $(STAMP)
+	$(PY) -m ruff check appliance tools tests
+
+bench-latency: models
+	$(PY) tools/bench_latency.py --model $(MODELS_DIR)/efficientnet-lite0
+
+clean-models:
+	rm -rf $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)) $(MODELS_DIR)/.build

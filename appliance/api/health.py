@@ -1,0 +1,40 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from appliance.api.common import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers. Reveals nothing else."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 once the models are loaded and warm and one serves, else 503 with the reasons."""
+    registry = services().registry
+    failures = {f.name: f.error for f in registry.failures().values()}
+    body = {"status": "ready" if registry.ready else "not_ready",
+            "models": sorted(registry.runners()), "failed": failures}
+    if not registry.loaded:
+        body["reason"] = "models are still loading"
+    elif not registry.ready:
+        body["reason"] = "no model serves: see 'failed', fix or reinstall the bundles"
+    response = jsonify(body)
+    if not registry.ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "2"
+    return response
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format."""
+    return Response(services().metrics.render(),
+                    mimetype="text/plain; version=0.0.4; charset=utf-8")

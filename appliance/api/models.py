@@ -1,0 +1,125 @@
+"""/v1/models: list, describe, infer, activate."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from appliance import imaging, pipeline
+from appliance.api.common import services
+from appliance.errors import ApplianceError, BadRequest
+from appliance.pipeline import Answer
+
+bp = Blueprint("models", __name__, url_prefix="/v1")
+UPLOAD_HINT = ("send the image as multipart field 'image' (curl -F image=@photo.jpg URL) "
+               "or as the raw body (curl --data-binary @photo.jpg -H 'Content-Type: "
+               "image/jpeg' URL)")
+
+
+@bp.get("/models")
+def list_models():
+    """Every installed bundle with its state."""
+    registry = services().registry
+    return jsonify({"models": registry.describe(), "active": registry.active})
+
+
+@bp.get("/models/<name>")
+def get_model(name: str):
+    """One bundle's manifest summary and live stats."""
+    svc = services()
+    runner = svc.registry.get(name)
+    bundle = runner.bundle
+    body = dict(bundle.summary(), active=(name == svc.registry.active), status="ready")
+    body["input"] = {"name": bundle.manifest.input.name, "layout": bundle.manifest.input.layout,
+                     "size": list(bundle.manifest.input.size),
+                     "resize": bundle.manifest.input.resize}
+    body["stats"] = {"requests": svc.metrics.requests(name, 200),
+                     "queue_depth": runner.queue_depth}
+    return jsonify(body)
+
+
+@bp.post("/models/<name>/infer")
+def infer(name: str):
+    """Run model `name` on one image."""
+    return _infer(lambda: services().registry.get(name), name)
+
+
+@bp.post("/infer")
+def infer_active():
+    """Run the active model on one image."""
+    registry = services().registry
+    return _infer(registry.get_active, registry.active or "none")
+
+
+@bp.post("/models/<name>/activate")
+def activate(name: str):
+    """Admin: make `name` the active model."""
+    svc = services()
+    svc.auth.require_admin(request.headers.get("Authorization"))
+    warning = svc.registry.activate(name)
+    body = {"active": name}
+    if warning:
+        body["warning"] = warning
+    return jsonify(body)
+
+
+def _infer(get_runner, label: str):
+    svc = services()
+    started = time.perf_counter()
+    status = 500
+    try:
+        svc.auth.require_infer(request.headers.get("Authorization"))
+        runner = get_runner()
+        label = runner.bundle.name
+        answer = pipeline.infer(runner, _image_bytes(), request.args,
+                                svc.settings.imaging.max_pixels)
+        response = _respond(answer, runner.bundle.manifest.attribution)
+        status = response.status_code
+        return response
+    except ApplianceError as exc:
+        status = exc.status
+        raise
+    finally:
+        svc.metrics.observe(label, status, time.perf_counter() - started)
+
+
+def _image_bytes() -> bytes:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise BadRequest(f"no multipart field 'image' in the form: {UPLOAD_HINT}")
+        data = upload.read()
+    else:
+        data = request.get_data(cache=False)
+    if not data:
+        raise BadRequest(f"no image in the request: {UPLOAD_HINT}")
+    return data
+
+
+def _respond(answer: Answer, attribution: dict[str, str]) -> Response:
+    image = answer.result.image
+    if image is None:
+        body = answer.body()
+        body["attribution"] = attribution
+        return jsonify(body)
+    fmt = answer.options.get("format", "png")
+    if fmt == "json":
+        data, mime = imaging.encode(image, "png", attribution)
+        body = answer.body()
+        body.update(attribution=attribution, mime=mime,
+                    image=base64.b64encode(data).decode("ascii"))
+        return jsonify(body)
+    data, mime = imaging.encode(image, fmt, attribution)
+    response = Response(data, mimetype=mime)
+    response.headers["X-Model"] = f"{answer.model} {answer.version}"
+    response.headers["X-Model-License"] = attribution["license"]
+    response.headers["X-Model-Author"] = _header_safe(attribution["author"])
+    response.headers["Server-Timing"] = ", ".join(
+        f"{k};dur={v}" for k, v in answer.timing_ms.items())
+    return response
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1")

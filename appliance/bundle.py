@@ -1,0 +1,302 @@
+"""Model bundles (format `appliance-bundle/1`): the manifest schema, reading, checking, writing.
+
+The writer (tools/) and the reader (the box) share this one schema. Unknown fields and unknown
+format versions are refused; the model's sha256 is verified before it is loaded; every error
+names the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import tasks
+from appliance.errors import BundleError
+from appliance.schema import Field, list_of, one_of, positive, validate
+
+FORMAT = "appliance-bundle/1"
+MANIFEST = "manifest.json"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_MANIFEST_BYTES = 256 * 1024
+
+
+def _name(value: str) -> str | None:
+    if NAME_PATTERN.match(value):
+        return None
+    return "must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+
+
+def _sha256(value: str) -> str | None:
+    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be 64 lowercase hex digits"
+
+
+def _plain_file(value: str) -> str | None:
+    if "/" in value or "\\" in value or value in ("", ".", "..") or value.startswith("."):
+        return "must be a plain file name inside the bundle"
+    return None
+
+
+TOP = {
+    "format": Field(str),
+    "name": Field(str, check=_name),
+    "version": Field(str),
+    "task": Field(str, check=one_of(*tasks.NAMES)),
+    "description": Field(str, required=False, default=""),
+    "attribution": Field(dict),
+    "model": Field(dict),
+    "input": Field(dict),
+    "output": Field(dict),
+    "created_by": Field(dict, required=False, default={}),
+}
+ATTRIBUTION = {
+    "author": Field(str),
+    "source": Field(str),
+    "license": Field(str),
+    "notes": Field(str, required=False, default=""),
+}
+MODEL = {
+    "file": Field(str, check=_plain_file),
+    "sha256": Field(str, check=_sha256),
+    "precision": Field(str, check=one_of("fp32", "fp16", "int8")),
+    "quantization": Field(dict, required=False, default=None),
+}
+INPUT = {
+    "name": Field(str),
+    "layout": Field(str, check=one_of("NCHW", "NHWC")),
+    "size": Field(list, check=list_of(int, 2)),
+    "resize": Field(str, check=one_of("stretch", "shorter-side-center-crop", "letterbox")),
+    "color": Field(str, check=one_of("RGB", "BGR")),
+    "scale": Field((int, float), required=False, default=1.0),
+    "mean": Field(list, required=False, check=list_of((int, float), 3), default=[0, 0, 0]),
+    "std": Field(list, required=False, check=list_of((int, float), 3), default=[1, 1, 1]),
+    "dtype": Field(str, required=False, check=one_of("float32", "uint8"), default="float32"),
+    "dynamic_batch": Field(bool, required=False, default=False),
+}
+CREATED_BY = {
+    "tool": Field(str, required=False, default=""),
+    "version": Field(str, required=False, default=""),
+    "onnx": Field(str, required=False, default=""),
+    "onnxruntime": Field(str, required=False, default=""),
+    "torch": Field(str, required=False, default=""),
+    "opset": Field(int, required=False, check=positive, default=None),
+    "source_sha256": Field(str, required=False, default=""),
+    "packages": Field(dict, required=False, default={}),
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How the box turns an image into the model's input tensor."""
+
+    name: str
+    layout: str
+    size: tuple[int, int]
+    resize: str
+    color: str
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    dtype: str
+    dynamic_batch: bool
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked manifest.json."""
+
+    name: str
+    version: str
+    task: str
+    description: str
+    attribution: dict[str, str]
+    model: dict[str, Any]
+    input: InputSpec
+    output: dict[str, Any]
+    created_by: dict[str, Any]
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle on disk whose manifest has been checked."""
+
+    path: Path
+    manifest: Manifest
+    labels: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model["file"]
+
+    def summary(self) -> dict[str, Any]:
+        """What the API and the web page show about this bundle."""
+        m = self.manifest
+        return {
+            "name": m.name, "version": m.version, "task": m.task,
+            "description": m.description, "precision": m.model["precision"],
+            "input_size": list(m.input.size), "license": m.attribution["license"],
+            "attribution": dict(m.attribution),
+        }
+
+
+def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
+    """Check a decoded manifest.json. Raises BundleError naming `where` and the field."""
+    try:
+        return _parse(data, where)
+    except ValueError as exc:
+        raise BundleError(f"{exc}: fix the manifest and install the bundle again") from None
+
+
+def _parse(data: Any, where: str) -> Manifest:
+    if isinstance(data, dict) and data.get("format") != FORMAT:
+        raise ValueError(f"{where}.format: {data.get('format')!r} is not a format this box "
+                         f"reads (it reads {FORMAT!r}); upgrade the appliance or rebuild")
+    top = validate(data, TOP, where)
+    try:
+        task = tasks.get(top["task"])
+    except KeyError as exc:
+        raise ValueError(f"{where}.task: {exc.args[0]}") from None
+    spec = validate(top["input"], INPUT, f"{where}.input")
+    for key in ("std",):
+        if any(v == 0 for v in spec[key]):
+            raise ValueError(f"{where}.input.std: must not contain 0")
+    if any(v <= 0 for v in spec["size"]):
+        raise ValueError(f"{where}.input.size: both sides must be above 0")
+    return Manifest(
+        name=top["name"], version=top["version"], task=top["task"],
+        description=top["description"],
+        attribution=validate(top["attribution"], ATTRIBUTION, f"{where}.attribution"),
+        model=validate(top["model"], MODEL, f"{where}.model"),
+        input=_input_spec(spec),
+        output=validate(top["output"], task.OUTPUT, f"{where}.output"),
+        created_by=validate(top["created_by"], CREATED_BY, f"{where}.created_by"),
+        raw=data,
+    )
+
+
+def _input_spec(spec: dict[str, Any]) -> InputSpec:
+    return InputSpec(
+        name=spec["name"], layout=spec["layout"], size=tuple(spec["size"]),
+        resize=spec["resize"], color=spec["color"], scale=float(spec["scale"]),
+        mean=tuple(float(v) for v in spec["mean"]), std=tuple(float(v) for v in spec["std"]),
+        dtype=spec["dtype"], dynamic_batch=spec["dynamic_batch"],
+    )
+
+
+def read(path: str | os.PathLike, verify: bool = True) -> Bundle:
+    """Read the bundle folder at `path`, check its manifest, labels and (if `verify`) sha256.
+
+    Raises BundleError naming the file and field at fault.
+    """
+    folder = Path(path)
+    manifest = parse_manifest(_read_json(folder / MANIFEST), f"{folder.name}/{MANIFEST}")
+    model_path = folder / manifest.model["file"]
+    _check_regular(model_path, folder)
+    if verify:
+        verify_sha256(model_path, manifest.model["sha256"])
+    labels = _read_labels(folder, manifest)
+    return Bundle(path=folder, manifest=manifest, labels=labels)
+
+
+def _read_json(path: Path) -> Any:
+    _check_regular(path, path.parent)
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path.parent.name}/{path.name}: larger than "
+                          f"{MAX_MANIFEST_BYTES} bytes; a manifest is a few KB")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path.parent.name}/{path.name}: not valid JSON ({exc})") from None
+
+
+def _check_regular(path: Path, folder: Path) -> None:
+    where = f"{folder.name}/{path.name}"
+    if path.is_symlink():
+        raise BundleError(f"{where}: is a symbolic link; a bundle holds plain files only")
+    if not path.is_file():
+        raise BundleError(f"{where}: missing; a bundle needs {MANIFEST} and its model file")
+
+
+def _read_labels(folder: Path, manifest: Manifest) -> list[str]:
+    if not getattr(tasks.get(manifest.task), "NEEDS_LABELS", False):
+        return []
+    name = manifest.output["labels"]
+    if _plain_file(name):
+        raise BundleError(f"{folder.name}/{MANIFEST}.output.labels: {_plain_file(name)}")
+    path = folder / name
+    _check_regular(path, folder)
+    labels = path.read_text(encoding="utf-8").splitlines()
+    if not labels:
+        raise BundleError(f"{folder.name}/{name}: empty; one label per line is needed")
+    return labels
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise BundleError if the file's sha256 is not `expected`."""
+    actual = file_sha256(path)
+    if actual != expected:
+        raise BundleError(f"{path.parent.name}/{path.name}: sha256 is {actual}, the manifest "
+                          f"says {expected}; the file is damaged or was changed: reinstall it")
+
+
+def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | os.PathLike,
+          labels: list[str] | None = None, extras: dict[str, bytes | str] | None = None) -> Bundle:
+    """Write a bundle folder at `dest` atomically (build beside it, then rename).
+
+    Fills in `model.sha256`; checks the result with `read`. Replaces an existing `dest`.
+    Raises BundleError if the manifest does not check out.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        _fill(staging, manifest, model_file, labels, extras or {})
+        read(staging)
+        _swap_in(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read(dest)
+
+
+def _fill(folder: Path, manifest: dict[str, Any], model_file: str | os.PathLike,
+          labels: list[str] | None, extras: dict[str, bytes | str]) -> None:
+    manifest = json.loads(json.dumps(manifest))
+    target = folder / manifest["model"]["file"]
+    shutil.copyfile(model_file, target)
+    manifest["model"]["sha256"] = file_sha256(target)
+    if labels is not None:
+        (folder / manifest["output"].get("labels", "labels.txt")).write_text(
+            "\n".join(labels) + "\n", encoding="utf-8")
+    for name, content in extras.items():
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (folder / name).write_bytes(data)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _swap_in(staging: Path, dest: Path) -> None:
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    staging.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)

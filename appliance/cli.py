@@ -1,0 +1,149 @@
+"""The `appliance` command: serve, models, infer, check-config.
+
+Imports stay inside the subcommands so that `appliance --version` is instant and needs
+neither onnxruntime nor Flask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from appliance import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also the source of the CLI reference in the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="appliance", description="An offline AI box: ONNX image models over HTTP.")
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="serve the installed models over HTTP")
+    _common(serve)
+    serve.add_argument("--host", help="bind address (server.host)")
+    serve.add_argument("--port", type=int, help="TCP port (server.port)")
+
+    models = sub.add_parser("models", help="list the installed bundles and whether they check out")
+    _common(models)
+
+    infer = sub.add_parser("infer", help="run a model on an image here, without a server")
+    _common(infer)
+    infer.add_argument("image", help="the image file")
+    infer.add_argument("--model", required=True, help="the bundle's name")
+    infer.add_argument("--output", "-o", help="where an image result is written")
+    infer.add_argument("--top-k", type=int, help="classify: how many labels")
+    infer.add_argument("--format", choices=("png", "jpeg"), help="image result format")
+
+    check = sub.add_parser("check-config", help="validate and print the effective settings")
+    _common(check)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML settings file (default: "
+                        "/etc/appliance/appliance.toml when it exists)")
+    parser.add_argument("--models-dir", help="where bundles live (models.dir)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="details and tracebacks")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from appliance.errors import ApplianceError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ApplianceError as exc:
+        return _fail(args, exc.message, exc.exit_code)
+    except OSError as exc:
+        return _fail(args, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"appliance: error: {message}", file=sys.stderr)
+    if args.verbose:
+        import traceback
+
+        traceback.print_exc()
+    return code
+
+
+def _settings(args: argparse.Namespace):
+    from appliance import config
+
+    overrides = {"models.dir": args.models_dir,
+                 "server.host": getattr(args, "host", None),
+                 "server.port": getattr(args, "port", None)}
+    return config.load(args.config, overrides=overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.server import serve
+
+    serve(_settings(args), announce=lambda text: print(text, flush=True))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from appliance import bundle as bundles
+    from appliance.errors import BundleError
+
+    folder = Path(_settings(args).models.dir)
+    entries = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if not entries:
+        print(f"no bundles in {folder}: build the defaults with `make run` or install one")
+    broken = 0
+    for path in entries:
+        try:
+            b = bundles.read(path)
+            m = b.manifest
+            print(f"{m.name:24} {m.task:15} {m.model['precision']:5} {m.version:10} "
+                  f"{m.attribution['license']:12} ok")
+        except BundleError as exc:
+            broken += 1
+            print(f"{path.name:24} BROKEN: {exc.message}")
+    return 1 if broken else 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from appliance import bundle as bundles
+    from appliance import imaging, pipeline
+    from appliance.engine import Runner
+
+    settings = _settings(args)
+    query = {k: str(v) for k, v in (("top_k", args.top_k), ("format", args.format)) if v}
+    data = Path(args.image).read_bytes()
+    bundle = bundles.read(Path(settings.models.dir) / args.model)
+    with Runner(bundle, settings.models) as runner:
+        answer = pipeline.infer(runner, data, query, settings.imaging.max_pixels)
+    body = answer.body()
+    if answer.result.image is not None:
+        fmt = answer.options.get("format", "png")
+        output = Path(args.output or f"{Path(args.image).stem}-{bundle.name}.{fmt}")
+        encoded, _ = imaging.encode(answer.result.image, fmt, bundle.manifest.attribution)
+        output.write_bytes(encoded)
+        body["output"] = str(output)
+    body["attribution"] = bundle.manifest.attribution
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from appliance import config
+
+    print(config.to_toml(_settings(args)), end="")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
+            "check-config": cmd_check_config}
+
+if __name__ == "__main__":
+    sys.exit(main())

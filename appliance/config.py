@@ -1,0 +1,246 @@
+"""Typed settings: defaults in code, then a TOML file, then `APPLIANCE_*` environment variables,
+then CLI flags, later winning.
+
+Every setting is declared once here with its default and help text; the names are a public
+interface (systemd units, docs and people's scripts use them). Unknown keys are refused with
+their key path, so a typo fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.toml")
+ENV_PREFIX = "APPLIANCE_"
+
+
+def _in_checkout() -> bool:
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "models").is_dir()
+
+
+def _default_models_dir() -> str:
+    return str(CHECKOUT / "models") if _in_checkout() else "/var/lib/appliance/models"
+
+
+def _default_state_dir() -> str:
+    return str(CHECKOUT / "state") if _in_checkout() else "/var/lib/appliance"
+
+
+def setting(default: Any = None, help: str = "", factory: Any = None) -> Any:
+    """Declare one setting with its default and the help text the docs show."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Server:
+    host: str = setting("0.0.0.0", "bind address; flag --host")
+    port: int = setting(8080, "TCP port; flag --port")
+    threads: int = setting(8, "WSGI worker threads (requests handled at once)")
+    max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
+
+
+@dataclass
+class Models:
+    dir: str = setting(help="where bundles live", factory=_default_models_dir)
+    active: str = setting("", "the active model (used by /v1/infer); empty: the first by name")
+    providers: str = setting(
+        "auto", "onnxruntime execution providers: auto, cpu, cuda, tensorrt (comma separated)"
+    )
+    intra_op_threads: int = setting(0, "onnxruntime threads per session; 0: one per core")
+    queue_size: int = setting(16, "requests waiting per model before 503 Busy")
+    timeout_s: float = setting(30.0, "longest a request waits for its result before 503")
+    max_batch: int = setting(1, "micro-batch size for models with a dynamic batch dimension")
+    max_wait_ms: float = setting(2.0, "how long a micro-batch waits to fill")
+    warmup: bool = setting(True, "run one inference at load so the first request is fast")
+
+
+@dataclass
+class Imaging:
+    max_pixels: int = setting(50_000_000, "largest image accepted, in pixels (larger: 413)")
+
+
+@dataclass
+class State:
+    dir: str = setting(help="tokens, counters, gallery captures", factory=_default_state_dir)
+
+
+@dataclass
+class Auth:
+    infer_token: str = setting("", "optional inference token; empty: inference is open")
+
+
+@dataclass
+class Settings:
+    server: Server = field(default_factory=Server)
+    models: Models = field(default_factory=Models)
+    imaging: Imaging = field(default_factory=Imaging)
+    state: State = field(default_factory=State)
+    auth: Auth = field(default_factory=Auth)
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """Every setting as (key path, type name, default, help), for docs and `check-config`."""
+    rows = []
+    for section_name in SECTIONS:
+        defaults = _section_class(section_name)()
+        for f in dataclasses.fields(defaults):
+            value = getattr(defaults, f.name)
+            rows.append((f"{section_name}.{f.name}", type(value).__name__, value,
+                         f.metadata["help"]))
+    return rows
+
+
+def load(
+    path: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings from defaults, a TOML file, the environment and overrides.
+
+    `path` None means the default file when it exists. `overrides` are dotted keys from CLI
+    flags (`{"server.port": 9000}`); None values are ignored.
+    Raises ConfigError naming the file, variable or key path of any bad value.
+    """
+    settings = Settings()
+    for key, value in _read_toml(path).items():
+        _assign(settings, key, value, source="config file")
+    environ = os.environ if env is None else env
+    for key, value in _read_env(environ).items():
+        _assign(settings, key, value, source=f"environment {_env_name(key)}", from_text=True)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _assign(settings, key, value, source="command line")
+    _check_ranges(settings)
+    return settings
+
+
+def to_toml(settings: Settings) -> str:
+    """Render effective settings as TOML text (what `check-config` prints)."""
+    lines = []
+    for section in dataclasses.fields(Settings):
+        lines.append(f"[{section.name}]")
+        values = getattr(settings, section.name)
+        for f in dataclasses.fields(values):
+            lines.append(f"{f.name} = {_toml_value(getattr(values, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _section_class(name: str) -> type:
+    return type(getattr(Settings(), name))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _read_toml(path: str | os.PathLike | None) -> dict[str, Any]:
+    if path is None:
+        if not DEFAULT_CONFIG_FILE.is_file():
+            return {}
+        path = DEFAULT_CONFIG_FILE
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: create it or leave out --config")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    flat = {}
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must be a [section] table, not a value")
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[str, str]:
+    found = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"unknown environment variable {name}: sections are "
+                              f"{', '.join(SECTIONS)} (APPLIANCE_SECTION_KEY)")
+        found[f"{section}.{rest[len(section) + 1:]}"] = value
+    return found
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _assign(settings: Settings, key: str, value: Any, source: str,
+            from_text: bool = False) -> None:
+    section_name, _, name = key.partition(".")
+    if section_name not in SECTIONS:
+        raise ConfigError(f"unknown setting '{key}' ({source}): sections are {', '.join(SECTIONS)}")
+    section = getattr(settings, section_name)
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if name not in fields:
+        raise ConfigError(f"unknown setting '{key}' ({source}): "
+                          f"known keys in [{section_name}] are {', '.join(fields)}")
+    kind = type(getattr(_section_class(section_name)(), name))
+    setattr(section, name, _coerce(key, value, kind, source, from_text))
+
+
+def _coerce(key: str, value: Any, kind: type, source: str, from_text: bool) -> Any:
+    if from_text:
+        return _parse_text(key, str(value), kind, source)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"setting '{key}' ({source}) must be {kind.__name__}, "
+                          f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def _parse_text(key: str, text: str, kind: type, source: str) -> Any:
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(text)
+            return lowered in {"1", "true", "yes", "on"}
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"setting '{key}' ({source}) must be {kind.__name__}, got {text!r}")
+
+
+def _check_ranges(settings: Settings) -> None:
+    checks = [
+        ("server.port", 0 <= settings.server.port <= 65535, "between 0 and 65535"),
+        ("server.threads", settings.server.threads >= 1, "at least 1"),
+        ("server.max_upload_mb", settings.server.max_upload_mb > 0, "above 0"),
+        ("models.intra_op_threads", settings.models.intra_op_threads >= 0, "0 or more"),
+        ("models.queue_size", settings.models.queue_size >= 1, "at least 1"),
+        ("models.timeout_s", settings.models.timeout_s > 0, "above 0"),
+        ("models.max_batch", settings.models.max_batch >= 1, "at least 1"),
+        ("models.max_wait_ms", settings.models.max_wait_ms >= 0, "0 or more"),
+        ("imaging.max_pixels", settings.imaging.max_pixels >= 1, "at least 1"),
+    ]
+    for key, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"setting '{key}' must be {rule}")

@@ -1,0 +1,63 @@
+"""One inference from image bytes to a task result: decode, preprocess, run, postprocess.
+
+Shared by the HTTP API and `appliance infer`, so both give the same answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from appliance import imaging, tasks
+from appliance.engine import Runner
+from appliance.tasks.base import Result
+
+
+@dataclass
+class Answer:
+    """A task result with the bundle's identity and the time each stage took."""
+
+    result: Result
+    model: str
+    version: str
+    timing_ms: dict[str, float]
+    options: dict[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: identity, the task's fields and the timings."""
+        return {"model": self.model, "version": self.version, **self.result.body,
+                "timing_ms": self.timing_ms}
+
+
+def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int) -> Answer:
+    """Run `runner`'s model on image bytes with the request's options.
+
+    Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input, Busy/Unavailable when
+    the model cannot take it now.
+    """
+    bundle = runner.bundle
+    task = tasks.get(bundle.manifest.task)
+    opts = task.options(query, bundle)
+    clock = _Clock()
+    image = imaging.decode(data, max_pixels, task.decode_hint(bundle.manifest.input))
+    clock.lap("decode")
+    tensor, geometry = task.prepare(image, bundle.manifest.input)
+    clock.lap("preprocess")
+    outputs = runner.run(tensor)
+    clock.lap("inference")
+    result = task.postprocess(outputs, bundle, geometry, opts)
+    clock.lap("postprocess")
+    return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round((now - self._last) * 1000, 3)
+        self._last = now

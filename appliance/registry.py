@@ -1,0 +1,181 @@
+"""The models directory: discover bundles, load each into a runner, know the active one.
+
+A bundle that fails to load never stops the others: it is listed with its error in
+`/v1/models` and `/readyz`. Loading runs in the background so the server answers `/healthz`
+at once and `/readyz` turns 200 when the models are warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import bundle as bundles
+from appliance.config import Settings
+from appliance.engine import Runner
+from appliance.errors import ApplianceError, NotFound, Unavailable
+from appliance.storage import read_text, write_text_atomic
+
+log = logging.getLogger(__name__)
+ACTIVE_FILE = "active-model"
+
+
+@dataclass
+class Failure:
+    """A bundle folder that could not be served, and why."""
+
+    name: str
+    error: str
+
+
+class Registry:
+    """Every installed bundle: the runners that serve and the failures that don't."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models_dir = Path(settings.models.dir)
+        self.state_dir = Path(settings.state.dir)
+        self._runners: dict[str, Runner] = {}
+        self._failures: dict[str, Failure] = {}
+        self._lock = threading.Lock()
+        self._loaded = threading.Event()
+        self._active = settings.models.active
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load every bundle in a background thread."""
+        self._thread = threading.Thread(target=self.load_all, name="registry-load", daemon=True)
+        self._thread.start()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Block until loading has finished; True if it has."""
+        return self._loaded.wait(timeout)
+
+    def load_all(self) -> None:
+        """Load and warm every bundle in the models directory, recording failures."""
+        for folder in self._folders():
+            self._load_one(folder)
+        self._active = self._choose_active()
+        self._loaded.set()
+        log.info("models ready: %s; failed: %s", ", ".join(self._runners) or "none",
+                 ", ".join(self._failures) or "none")
+
+    def _folders(self) -> list[Path]:
+        if not self.models_dir.is_dir():
+            log.warning("models directory %s does not exist: no models to serve",
+                        self.models_dir)
+            return []
+        return sorted(p for p in self.models_dir.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+
+    def _load_one(self, folder: Path) -> None:
+        try:
+            runner = self._open(folder)
+        except ApplianceError as exc:
+            log.error("model %s cannot be served: %s", folder.name, exc.message)
+            with self._lock:
+                self._failures[folder.name] = Failure(folder.name, exc.message)
+            return
+        with self._lock:
+            self._runners[runner.bundle.name] = runner
+
+    def _open(self, folder: Path) -> Runner:
+        bundle = bundles.read(folder)
+        if bundle.name != folder.name:
+            raise bundles.BundleError(f"{folder.name}/manifest.json.name: is {bundle.name!r} "
+                                      "but the folder is named differently; rename one")
+        runner = Runner(bundle, self.settings.models)
+        if self.settings.models.warmup:
+            try:
+                runner.warm_up()
+            except ApplianceError:
+                runner.close()
+                raise
+        return runner
+
+    def _choose_active(self) -> str:
+        wanted = self._active or read_text(self.state_dir / ACTIVE_FILE) or ""
+        if wanted in self._runners:
+            return wanted
+        return next(iter(sorted(self._runners)), "")
+
+    @property
+    def ready(self) -> bool:
+        """Loading is done and at least one model serves."""
+        return self._loaded.is_set() and bool(self._runners)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    @property
+    def active(self) -> str:
+        return self._active
+
+    def runners(self) -> dict[str, Runner]:
+        with self._lock:
+            return dict(self._runners)
+
+    def failures(self) -> dict[str, Failure]:
+        with self._lock:
+            return dict(self._failures)
+
+    def names(self) -> list[str]:
+        """Every installed name, serving or not, sorted."""
+        return sorted(set(self.runners()) | set(self.failures()))
+
+    def get(self, name: str) -> Runner:
+        """The runner for `name`. Raises NotFound (listing the names) or Unavailable."""
+        runners = self.runners()
+        if name in runners:
+            return runners[name]
+        failure = self.failures().get(name)
+        if failure is not None:
+            raise Unavailable(f"model {name} is installed but cannot serve: {failure.error}")
+        if not self._loaded.is_set():
+            raise Unavailable("models are still loading: retry in a few seconds",
+                              headers={"Retry-After": "2"})
+        raise NotFound(f"no model named {name!r}: installed models are "
+                       f"{', '.join(self.names()) or 'none'} (GET /v1/models)")
+
+    def get_active(self) -> Runner:
+        """The active model's runner. Raises Unavailable when there is none."""
+        if not self._active:
+            raise Unavailable("no model is serving: install one or check GET /readyz")
+        return self.get(self._active)
+
+    def activate(self, name: str) -> str | None:
+        """Make `name` the active model and remember it across restarts.
+
+        Returns a warning when it could not be saved (read-only state). Raises NotFound.
+        """
+        self.get(name)
+        self._active = name
+        try:
+            write_text_atomic(self.state_dir / ACTIVE_FILE, name + "\n")
+        except OSError as exc:
+            log.warning("active model %s not saved: %s", name, exc)
+            return f"active model set, but not saved for the next start: {exc}"
+        return None
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every installed model for GET /v1/models: summary, state, error."""
+        entries = [dict(r.bundle.summary(), active=(name == self._active), status="ready")
+                   for name, r in self.runners().items()]
+        entries += [{"name": f.name, "status": "failed", "error": f.error, "active": False}
+                    for f in self.failures().values()]
+        return sorted(entries, key=lambda e: e["name"])
+
+    def close(self) -> None:
+        """Stop every runner (after the requests they already hold)."""
+        for runner in self.runners().values():
+            runner.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""`appliance serve`: the production WSGI server (waitress) around the app.
+
+Models load in the background while the socket already answers `/healthz`. SIGTERM and
+SIGINT stop accepting new connections, let in-flight requests finish (up to
+`server.drain_s`), then close the models in reverse order of creation.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+
+from appliance.config import Settings
+
+log = logging.getLogger(__name__)
+DRAIN_S = 10.0
+POLL_S = 0.2
+
+
+def serve(settings: Settings, announce=print) -> None:
+    """Serve until SIGTERM/SIGINT. Raises OSError when the port cannot be bound."""
+    from waitress import create_server
+
+    from appliance.api import create_app
+    from appliance.services import Services
+
+    services = Services.build(settings)
+    app = create_app(settings, services)
+    server = create_server(app, **waitress_options(settings))
+    stop = threading.Event()
+    _install_signals(stop)
+    services.start(background=True)
+    announce(banner(settings, server.effective_port))
+    try:
+        _loop(server, stop)
+        _drain(server)
+    finally:
+        server.task_dispatcher.shutdown(timeout=1)
+        server.close()
+        services.close()
+        log.info("stopped")
+
+
+def waitress_options(settings: Settings) -> dict:
+    """waitress settings: threads, and a body cap that also bounds chunked uploads."""
+    cap = int(settings.server.max_upload_mb * 1024 * 1024)
+    return {
+        "host": settings.server.host, "port": settings.server.port,
+        "threads": settings.server.threads, "ident": "appliance",
+        "max_request_body_size": cap + 64 * 1024,  # multipart framing on top of the image
+        "channel_timeout": 30, "connection_limit": 256, "cleanup_interval": 10,
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def banner(settings: Settings, port: int) -> str:
+    """What `make run` ends with: the URL, one curl example and how to stop."""
+    host = settings.server.host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    return (f"appliance is serving on {url}/ (bound to {host}:{port})\n"
+            f"  try:  curl -F image=@photo.jpg {url}/v1/models/efficientnet-lite0/infer\n"
+            f"  models: {url}/v1/models   ready: {url}/readyz\n"
+            f"  stop with Ctrl+C")
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum, frame):
+        log.info("signal %s: finishing in-flight requests, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _loop(server, stop: threading.Event) -> None:
+    from waitress import wasyncore
+
+    while not stop.is_set():
+        wasyncore.loop(timeout=POLL_S, map=server._map, count=1)
+
+
+def _drain(server) -> None:
+    from waitress import wasyncore
+
+    server.accepting = False
+    server.del_channel()
+    server.socket.close()
+    deadline = time.monotonic() + DRAIN_S
+    while _busy(server) and time.monotonic() < deadline:
+        wasyncore.loop(timeout=POLL_S, map=server._map, count=1)
+
+
+def _busy(server) -> bool:
+    dispatcher = server.task_dispatcher
+    if dispatcher.active_count or dispatcher.queue:
+        return True
+    return any(getattr(ch, "total_outbufs_len", 0) or getattr(ch, "requests", None)
+               for ch in list(server._map.values()))

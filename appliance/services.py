@@ -1,0 +1,65 @@
+"""The long-lived parts one process shares: settings, model registry, metrics, auth.
+
+The HTTP API and (later) the standalone loop are both clients of one Services object.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from appliance.auth import Auth, admin_token
+from appliance.config import Settings
+from appliance.metrics import Metrics
+from appliance.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs, built once per process (or per test)."""
+
+    settings: Settings
+    registry: Registry
+    metrics: Metrics
+    auth: Auth
+
+    @classmethod
+    def build(cls, settings: Settings, admin: str | None = None) -> Services:
+        """Create the services for `settings`; models are not loaded yet (call `start`)."""
+        registry = Registry(settings)
+        metrics = Metrics()
+        metrics.add_gauges(lambda: _gauges(registry))
+        token = admin if admin is not None else admin_token(settings.state.dir)
+        return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token))
+
+    def start(self, background: bool = True) -> None:
+        """Load the models, in a background thread unless `background` is False."""
+        if background:
+            self.registry.start()
+        else:
+            self.registry.load_all()
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _gauges(registry: Registry) -> list[str]:
+    lines = ["# HELP appliance_queue_depth Requests waiting per model.",
+             "# TYPE appliance_queue_depth gauge"]
+    runners = registry.runners()
+    lines += [f'appliance_queue_depth{{model="{n}"}} {r.queue_depth}' for n, r in runners.items()]
+    lines += ["# HELP appliance_model_up 1 when the model serves, 0 when it failed to load.",
+              "# TYPE appliance_model_up gauge"]
+    lines += [f'appliance_model_up{{model="{n}"}} 1' for n in runners]
+    lines += [f'appliance_model_up{{model="{n}"}} 0' for n in registry.failures()]
+    lines += ["# HELP appliance_ready 1 once models are loaded and one serves.",
+              "# TYPE appliance_ready gauge", f"appliance_ready {int(registry.ready)}"]
+    return lines
