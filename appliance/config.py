@@ -162,7 +162,8 @@ def _read_toml(path: str | os.PathLike | None) -> dict[str, Any]:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist: create it or leave out --config")
+        raise ConfigError(f"config file {path} does not exist: create it or leave out "
+                          "--config") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     flat = {}
@@ -226,7 +227,8 @@ def _parse_text(key: str, text: str, kind: type, source: str) -> Any:
             return lowered in {"1", "true", "yes", "on"}
         return kind(text)
     except ValueError:
-        raise ConfigError(f"setting '{key}' ({source}) must be {kind.__name__}, got {text!r}")
+        raise ConfigError(f"setting '{key}' ({source}) must be {kind.__name__}, "
+                          f"got {text!r}") from None
 
 
 def _check_ranges(settings: Settings) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from appliance.errors import Busy, BundleError, ConfigError, ModelLoadError, Unavailable
+from appliance.errors import BundleError, Busy, ConfigError, ModelLoadError, Unavailable
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -49,7 +49,7 @@ def decode(data: bytes, max_pixels: int, hint: tuple[int, int] | None = None) ->
     over `max_pixels`) or BadRequest (400, truncated or corrupt data).
     """
     fmt = sniff(data)
-    image = _open(data, fmt)
+    image = _open(data, fmt, max_pixels)
     _check_pixels(image, max_pixels)
     if hint and fmt == "JPEG":
         image.draft("RGB", hint)
@@ -57,17 +57,19 @@ def decode(data: bytes, max_pixels: int, hint: tuple[int, int] | None = None) ->
     return to_rgb(_upright(image))
 
 
-def _open(data: bytes, fmt: str) -> Image.Image:
+def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our own pixel check below is stricter; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"the image is too large to decode: {exc}") from exc
+        # Pillow's own bomb check fired first (its limit is above ours): same answer.
+        raise PayloadTooLarge(f"the image is too large ({exc}); this box accepts up to "
+                              f"{max_pixels} pixels: scale it down first") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadRequest(f"the {fmt} image is corrupt and cannot be read ({exc}): "
-                         "send the file again or re-save it") from exc
+        raise BadRequest(f"the {fmt} image is truncated or corrupt ({exc}): "
+                         "send the whole file again or re-save it") from exc
 
 
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:

@@ -10,7 +10,6 @@ re-quantized for another target. Bundles that exist already are left alone unles
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata as md
 import os
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import bundle as bundles  # noqa: E402
+from appliance import bundle as bundles
 
 OPSET = 17
 LITE0_SIZE = 224

@@ -58,6 +58,6 @@ def _unexpected(exc: Exception):
 
 
 def _limit_mb() -> float:
-    from flask import current_app
+    from appliance.api.common import services
 
-    return (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
+    return services().settings.server.max_upload_mb

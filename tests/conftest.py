@@ -1,0 +1,74 @@
+"""Shared fixtures: settings on temporary folders, tiny real bundles, the app and its client."""
+
+from __future__ import annotations
+
+import io
+import os
+
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance import config
+from appliance.api import create_app
+from appliance.services import Services
+from tests import models as tiny
+
+ADMIN = "test-admin-token"
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    """A models folder holding the three tiny bundles: tiny-classify, tiny-embed, tiny-negative."""
+    folder = tmp_path / "models"
+    tiny.write_bundle(folder, "tiny-classify", "classify")
+    tiny.write_bundle(folder, "tiny-embed", "embed")
+    tiny.write_bundle(folder, "tiny-negative", "image-to-image")
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path, models_dir):
+    """Settings pointing at the tiny models and a temporary state folder."""
+    return config.load(env={}, overrides={
+        "models.dir": str(models_dir), "state.dir": str(tmp_path / "state"),
+        "models.intra_op_threads": 1, "models.timeout_s": 10.0})
+
+
+@pytest.fixture
+def services(settings):
+    """Services with every tiny model loaded and warm."""
+    with Services.build(settings, admin=ADMIN) as svc:
+        svc.start(background=False)
+        yield svc
+
+
+@pytest.fixture
+def app(settings, services):
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def image_bytes(color=(255, 0, 0), size=(64, 48), fmt="JPEG", mode="RGB", **save) -> bytes:
+    """An image of one colour encoded in `fmt`."""
+    image = Image.new("RGB", size, color)
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def photo_bytes(fmt: str = "JPEG") -> bytes:
+    """A real photograph (scikit-image's cat, Chelsea) encoded in `fmt`."""
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(data.chelsea())).save(buffer, fmt)
+    return buffer.getvalue()

@@ -1,0 +1,102 @@
+"""Tiny real ONNX models and bundles for tests, built with onnx.helper in a few nodes.
+
+- classify: mean colour of the image -> 4 logits (red, green, blue, dark), so a red image is
+  class 0 with a real onnxruntime session behind it;
+- embed: the mean colour as a 3-d vector;
+- image-to-image: 1 - x (the negative of the image).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from appliance import bundle as bundles
+
+SIZE = 8
+LABELS = ["red", "green", "blue", "dark"]
+
+
+def _model(nodes, inputs, outputs, initializers=(), opset: int = 13) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "tiny", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _input(name: str = "input", batch: Any = "batch", size: int = SIZE):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, 3, size, size])
+
+
+def classify_model(batch: Any = "batch") -> onnx.ModelProto:
+    """Mean colour -> logits; weights make the dominant channel win, 'dark' wins on black."""
+    weights = np.array([[4, -2, -2], [-2, 4, -2], [-2, -2, 4], [-3, -3, -3]], np.float32)
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"], transB=1)]
+    inits = [numpy_helper.from_array(weights, "W"),
+             numpy_helper.from_array(np.array([0, 0, 0, 1], np.float32), "B")]
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 4])
+    return _model(nodes, [_input(batch=batch)], [out], inits)
+
+
+def embed_model() -> onnx.ModelProto:
+    """The mean colour as a 3-d feature vector."""
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["embedding"])]
+    out = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3])
+    return _model(nodes, [_input()], [out])
+
+
+def negative_model() -> onnx.ModelProto:
+    """1 - x: the photographic negative of an image in [0, 1]."""
+    nodes = [helper.make_node("Sub", ["one", "input"], ["output"])]
+    inits = [numpy_helper.from_array(np.array(1.0, np.float32), "one")]
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])
+    return _model(nodes, [_input()], [out], inits)
+
+
+def manifest(name: str, task: str, **changes: Any) -> dict[str, Any]:
+    """A valid manifest for the tiny models; `changes` replace top-level fields."""
+    outputs = {
+        "classify": {"labels": "labels.txt", "activation": "softmax", "top_k": 3},
+        "embed": {"dim": 3, "normalize": "l2"},
+        "image-to-image": {"range": [0.0, 1.0], "color": "RGB", "layout": "NCHW",
+                           "max_side": 64},
+    }
+    data = {
+        "format": bundles.FORMAT, "name": name, "version": "0.0.1", "task": task,
+        "description": f"tiny {task} model for tests",
+        "attribution": {"author": "Test Author", "source": "tests/models.py",
+                        "license": "CC0-1.0"},
+        "model": {"file": "model.onnx", "sha256": "0" * 64, "precision": "fp32"},
+        "input": {"name": "input", "layout": "NCHW", "size": [SIZE, SIZE],
+                  "resize": "stretch", "color": "RGB", "scale": 1 / 255,
+                  "mean": [0, 0, 0], "std": [1, 1, 1], "dtype": "float32",
+                  "dynamic_batch": True},
+        "output": outputs[task],
+    }
+    data.update(changes)
+    return data
+
+
+MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model}
+
+
+def write_bundle(models_dir: Path, name: str, task: str = "classify",
+                 model: onnx.ModelProto | None = None, **changes: Any) -> bundles.Bundle:
+    """Write a tiny bundle named `name` into `models_dir` and return it."""
+    scratch = models_dir / f".{name}.src.onnx"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model or MODELS[task](), scratch)
+    try:
+        labels = LABELS if task == "classify" else None
+        return bundles.write(models_dir / name, manifest(name, task, **changes), scratch,
+                             labels=labels)
+    finally:
+        scratch.unlink()

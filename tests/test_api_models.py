@@ -1,0 +1,143 @@
+"""/v1/models, infer and activate through the Flask test client."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ADMIN, image_bytes, photo_bytes
+
+
+def test_list_models(client):
+    body = client.get("/v1/models").get_json()
+    assert body["active"] == "tiny-classify"
+    names = [m["name"] for m in body["models"]]
+    assert names == ["tiny-classify", "tiny-embed", "tiny-negative"]
+    first = body["models"][0]
+    assert first["task"] == "classify" and first["precision"] == "fp32"
+    assert first["input_size"] == [8, 8] and first["license"] == "CC0-1.0"
+    assert first["attribution"]["author"] == "Test Author" and first["active"] is True
+
+
+def test_get_one_model_with_stats(client):
+    client.post("/v1/models/tiny-classify/infer", data={"image": (io.BytesIO(image_bytes()),
+                                                                  "a.jpg")})
+    body = client.get("/v1/models/tiny-classify").get_json()
+    assert body["input"]["layout"] == "NCHW"
+    assert body["stats"]["requests"] == 1
+
+
+def test_unknown_model_404_lists_names(client):
+    for response in (client.get("/v1/models/nope"),
+                     client.post("/v1/models/nope/infer", data=image_bytes())):
+        assert response.status_code == 404
+        assert response.get_json()["error"] == {
+            "code": "not_found",
+            "message": "no model named 'nope': installed models are tiny-classify, "
+                       "tiny-embed, tiny-negative (GET /v1/models)"}
+
+
+@pytest.mark.parametrize(("colour", "label"), [((255, 0, 0), "red"), ((0, 200, 0), "green"),
+                                               ((0, 0, 255), "blue"), ((5, 5, 5), "dark")])
+def test_classify_multipart(client, colour, label):
+    response = client.post("/v1/models/tiny-classify/infer?top_k=2",
+                           data={"image": (io.BytesIO(image_bytes(colour)), "x.jpg")})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["predictions"][0]["label"] == label
+    assert len(body["predictions"]) == 2
+    assert body["attribution"]["license"] == "CC0-1.0"
+
+
+def test_raw_body_upload(client):
+    response = client.post("/v1/models/tiny-classify/infer", data=image_bytes((0, 0, 255),
+                                                                              fmt="PNG"),
+                           content_type="image/png")
+    assert response.get_json()["predictions"][0]["label"] == "blue"
+
+
+def test_active_model_route_and_activate(client):
+    data = image_bytes((255, 0, 0))
+    assert "predictions" in client.post("/v1/infer", data=data).get_json()
+    denied = client.post("/v1/models/tiny-embed/activate")
+    assert denied.status_code == 401
+    assert denied.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = client.post("/v1/models/tiny-embed/activate",
+                        headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = client.post("/v1/models/tiny-embed/activate",
+                     headers={"Authorization": f"Bearer {ADMIN}"})
+    assert ok.get_json() == {"active": "tiny-embed"}
+    assert client.post("/v1/infer", data=data).get_json()["dim"] == 3
+
+
+def test_embed(client):
+    body = client.post("/v1/models/tiny-embed/infer", data=image_bytes((255, 0, 0))).get_json()
+    assert body["dim"] == 3
+    assert np.linalg.norm(body["embedding"]) == pytest.approx(1.0, abs=1e-5)
+    assert body["embedding"][0] > 0.99
+
+
+def test_image_to_image_png_with_attribution(client):
+    response = client.post("/v1/models/tiny-negative/infer",
+                           data=image_bytes((255, 0, 0), size=(60, 30), fmt="PNG"))
+    assert response.status_code == 200
+    assert response.mimetype == "image/png"
+    assert response.headers["X-Model-License"] == "CC0-1.0"
+    assert "inference;dur=" in response.headers["Server-Timing"]
+    image = Image.open(io.BytesIO(response.data))
+    assert image.size == (60, 30)
+    assert image.getpixel((5, 5)) == (0, 255, 255)
+    assert image.text["Author"] == "Test Author"
+
+
+def test_image_to_image_jpeg_and_json(client):
+    data = image_bytes((255, 0, 0), size=(60, 30), fmt="PNG")
+    jpeg = client.post("/v1/models/tiny-negative/infer?format=jpeg", data=data)
+    assert jpeg.mimetype == "image/jpeg"
+    body = client.post("/v1/models/tiny-negative/infer?format=json", data=data).get_json()
+    assert body["mime"] == "image/png" and body["width"] == 60
+    image = Image.open(io.BytesIO(base64.b64decode(body["image"])))
+    assert image.size == (60, 30)
+    bad = client.post("/v1/models/tiny-negative/infer?format=gif", data=data)
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["message"] == ("option format must be one of png, jpeg, "
+                                                  "json, got 'gif'")
+
+
+def test_real_photo_through_the_tiny_model(client):
+    response = client.post("/v1/models/tiny-classify/infer",
+                           data={"image": (io.BytesIO(photo_bytes()), "chelsea.jpg")})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("data", "status", "code", "fragment"), [
+    (b"\x00\x01garbage" * 50, 415, "unsupported_media_type", "send one of JPEG, PNG, WebP"),
+    (image_bytes(size=(300, 300))[:300], 400, "bad_request", "truncated or corrupt"),
+    (b"", 400, "bad_request", "no image in the request"),
+])
+def test_bad_images(client, data, status, code, fragment):
+    response = client.post("/v1/models/tiny-classify/infer", data=data,
+                           content_type="application/octet-stream")
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code and fragment in error["message"]
+
+
+def test_multipart_without_image_field(client):
+    response = client.post("/v1/models/tiny-classify/infer",
+                           data={"photo": (io.BytesIO(image_bytes()), "x.jpg")})
+    assert response.status_code == 400
+    assert "no multipart field 'image'" in response.get_json()["error"]["message"]
+
+
+def test_metrics_count_by_status(client):
+    client.post("/v1/models/tiny-classify/infer", data=image_bytes())
+    client.post("/v1/models/tiny-classify/infer", data=b"junkjunkjunk")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'appliance_requests_total{model="tiny-classify",status="200"} 1' in text
+    assert 'appliance_requests_total{model="tiny-classify",status="415"} 1' in text
+    assert 'appliance_request_duration_seconds_count{model="tiny-classify"} 1' in text
+    assert 'appliance_model_up{model="tiny-embed"} 1' in text

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from appliance import pipeline
+from appliance.errors import UnsupportedMedia
+from tests.conftest import image_bytes
+
+
+def test_infer_times_each_stage(services):
+    runner = services.registry.get("tiny-classify")
+    answer = pipeline.infer(runner, image_bytes((0, 0, 255)), {}, 10_000_000)
+    body = answer.body()
+    assert body["model"] == "tiny-classify" and body["version"] == "0.0.1"
+    assert body["predictions"][0]["label"] == "blue"
+    assert list(body["timing_ms"]) == ["decode", "preprocess", "inference", "postprocess"]
+    assert all(v >= 0 for v in body["timing_ms"].values())
+
+
+def test_options_are_checked_before_decoding(services):
+    runner = services.registry.get("tiny-classify")
+    with pytest.raises(UnsupportedMedia):
+        pipeline.infer(runner, b"junk", {"top_k": "2"}, 10_000_000)
+
+
+def test_negative_model_returns_the_negative(services):
+    runner = services.registry.get("tiny-negative")
+    answer = pipeline.infer(runner, image_bytes((255, 0, 0), fmt="PNG"), {}, 10_000_000)
+    pixels = np.asarray(answer.result.image)
+    assert answer.result.image.size == (64, 48)
+    assert pixels[5, 5].tolist() == [0, 255, 255]

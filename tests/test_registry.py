@@ -1,0 +1,111 @@
+import os
+
+import pytest
+
+from appliance import config
+from appliance.errors import NotFound, Unavailable
+from appliance.registry import Registry
+from tests import models as tiny
+
+
+def _registry(tmp_path, models_dir, **overrides) -> Registry:
+    settings = config.load(env={}, overrides={
+        "models.dir": str(models_dir), "state.dir": str(tmp_path / "state"),
+        "models.intra_op_threads": 1, **overrides})
+    return Registry(settings)
+
+
+def test_loads_every_bundle_and_picks_the_first_active(tmp_path, models_dir):
+    with _registry(tmp_path, models_dir) as registry:
+        assert not registry.ready
+        registry.load_all()
+        assert registry.ready
+        assert registry.names() == ["tiny-classify", "tiny-embed", "tiny-negative"]
+        assert registry.active == "tiny-classify"
+
+
+def test_a_broken_bundle_leaves_the_others_serving(tmp_path, models_dir):
+    (models_dir / "tiny-embed" / "model.onnx").write_bytes(b"garbage")
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        assert registry.ready
+        assert sorted(registry.runners()) == ["tiny-classify", "tiny-negative"]
+        assert "sha256 is" in registry.failures()["tiny-embed"].error
+        with pytest.raises(Unavailable, match="tiny-embed is installed but cannot serve"):
+            registry.get("tiny-embed")
+        described = {e["name"]: e for e in registry.describe()}
+        assert described["tiny-embed"]["status"] == "failed"
+        assert described["tiny-classify"]["status"] == "ready"
+
+
+def test_model_that_fails_warm_up(tmp_path, models_dir):
+    spec = tiny.manifest("x", "classify")["input"]
+    tiny.write_bundle(models_dir, "wrong-input", input={**spec, "name": "pixels"})
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        assert "has no input 'pixels'" in registry.failures()["wrong-input"].error
+
+
+def test_folder_and_manifest_names_must_agree(tmp_path, models_dir):
+    os.rename(models_dir / "tiny-embed", models_dir / "other-name")
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        assert "rename one" in registry.failures()["other-name"].error
+
+
+def test_unknown_model_lists_the_installed_names(tmp_path, models_dir):
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        with pytest.raises(NotFound, match="no model named 'nope': installed models are "
+                                           "tiny-classify, tiny-embed, tiny-negative"):
+            registry.get("nope")
+
+
+def test_still_loading_is_unavailable(tmp_path, models_dir):
+    registry = _registry(tmp_path, models_dir)
+    with pytest.raises(Unavailable, match="still loading"):
+        registry.get("nope")
+
+
+def test_every_model_broken_is_not_ready(tmp_path, models_dir):
+    for name in ("tiny-classify", "tiny-embed", "tiny-negative"):
+        (models_dir / name / "model.onnx").write_bytes(b"x")
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        assert registry.loaded and not registry.ready
+        with pytest.raises(Unavailable, match="no model is serving"):
+            registry.get_active()
+
+
+def test_missing_models_dir(tmp_path):
+    with _registry(tmp_path, tmp_path / "absent") as registry:
+        registry.load_all()
+        assert registry.names() == [] and not registry.ready
+
+
+def test_activate_survives_a_restart(tmp_path, models_dir):
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        assert registry.activate("tiny-negative") is None
+        with pytest.raises(NotFound):
+            registry.activate("nope")
+    with _registry(tmp_path, models_dir) as again:
+        again.load_all()
+        assert again.active == "tiny-negative"
+
+
+def test_activate_on_an_unwritable_state_dir_warns(tmp_path, models_dir):
+    # A state path under a plain file cannot be written, even by root.
+    (tmp_path / "blocker").write_text("")
+    overrides = {"state.dir": str(tmp_path / "blocker" / "state")}
+    with _registry(tmp_path, models_dir, **overrides) as registry:
+        registry.load_all()
+        warning = registry.activate("tiny-embed")
+        assert registry.active == "tiny-embed"
+        assert warning.startswith("active model set, but not saved for the next start")
+
+
+def test_configured_active_model_wins(tmp_path, models_dir):
+    with _registry(tmp_path, models_dir, **{"models.active": "tiny-embed"}) as registry:
+        registry.load_all()
+        assert registry.active == "tiny-embed"
