@@ -120,7 +120,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     settings = _settings(args)
     query = {k: str(v) for k, v in (("top_k", args.top_k), ("format", args.format)) if v}
     data = Path(args.image).read_bytes()
-    bundle = bundles.read(Path(settings.models.dir) / args.model)
+    bundle = bundles.read(_bundle_folder(Path(settings.models.dir), args.model))
     with Runner(bundle, settings.models) as runner:
         answer = pipeline.infer(runner, data, query, settings.imaging.max_pixels)
     body = answer.body()
@@ -133,6 +133,17 @@ def cmd_infer(args: argparse.Namespace) -> int:
     body["attribution"] = bundle.manifest.attribution
     print(json.dumps(body, indent=2))
     return 0
+
+
+def _bundle_folder(models_dir: Path, name: str) -> Path:
+    from appliance.errors import NotFound
+
+    folder = models_dir / name
+    if not (folder / "manifest.json").is_file():
+        names = sorted(p.parent.name for p in models_dir.glob("*/manifest.json"))
+        raise NotFound(f"no model named {name!r} in {models_dir}: installed models are "
+                       f"{', '.join(names) or 'none'}")
+    return folder
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -62,3 +62,10 @@ def test_every_mode_gives_the_input_size(resize):
     tensor, _ = preprocess.prepare(Image.new("RGB", (37, 91)), spec(size=(7, 5), resize=resize))
     assert tensor.shape == (1, 3, 7, 5)
     assert tensor.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("source", [(384, 191), (191, 384), (1, 1), (223, 225), (3, 1000)])
+def test_center_crop_on_small_and_odd_images(source):
+    tensor, _ = preprocess.prepare(Image.new("RGB", source),
+                                   spec(size=(224, 224), resize="shorter-side-center-crop"))
+    assert tensor.shape == (1, 3, 224, 224)

@@ -86,8 +86,9 @@ def _center_crop(image: Image.Image, width: int, height: int) -> tuple[Image.Ima
     scale = max(width / source[0], height / source[1])
     # Crop in source pixels first, then resize once: one resampling pass, no wasted pixels.
     crop_w, crop_h = width / scale, height / scale
-    left, top = (source[0] - crop_w) / 2, (source[1] - crop_h) / 2
-    box = (left, top, left + crop_w, top + crop_h)
+    # max(0, ...) and min(...): float rounding must never push the box off the image.
+    left, top = max(0.0, (source[0] - crop_w) / 2), max(0.0, (source[1] - crop_h) / 2)
+    box = (left, top, min(source[0], left + crop_w), min(source[1], top + crop_h))
     resized = image.resize((width, height), Image.BILINEAR, box=box)
     return resized, Geometry(source, scale, scale, -left * scale, -top * scale)
 

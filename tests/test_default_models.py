@@ -1,0 +1,119 @@
+"""The real default bundles, built by tools/default_models.py, on real photographs."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance import config
+from appliance.api import create_app
+from appliance.services import Services
+from tests.conftest import ADMIN
+
+pytestmark = [pytest.mark.default_models, pytest.mark.slow]
+NAMES = ("efficientnet-lite0", "lite0-embed", "sketch")
+CATS = {"tabby", "tiger cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    models = config.CHECKOUT / "models"
+    missing = [n for n in NAMES if not (models / n / "manifest.json").is_file()]
+    if missing:
+        pytest.skip(f"default bundles missing ({', '.join(missing)}): run `make models`")
+    settings = config.load(env={}, overrides={
+        "models.dir": str(models), "state.dir": str(tmp_path_factory.mktemp("state"))})
+    with Services.build(settings, admin=ADMIN) as services:
+        services.start(background=False)
+        assert not services.registry.failures()
+        yield create_app(settings, services).test_client()
+
+
+def _photo(name: str, fmt: str = "JPEG", **save) -> bytes:
+    from skimage import data
+
+    image = Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def _labels(client, data: bytes, top_k: int = 5) -> list[str]:
+    response = client.post(f"/v1/models/efficientnet-lite0/infer?top_k={top_k}", data=data)
+    assert response.status_code == 200, response.get_json()
+    return [p["label"] for p in response.get_json()["predictions"]]
+
+
+def test_readiness_and_listing(client):
+    assert client.get("/readyz").status_code == 200
+    models = {m["name"]: m for m in client.get("/v1/models").get_json()["models"]}
+    assert set(models) == set(NAMES)
+    assert models["sketch"]["license"] == "MIT"
+    assert models["efficientnet-lite0"]["license"] == "Apache-2.0"
+
+
+@pytest.mark.parametrize(("photo", "expected"), [
+    ("chelsea", CATS), ("coffee", {"espresso"}), ("camera", {"tripod"})])
+def test_classify_real_photos(client, photo, expected):
+    assert _labels(client, _photo(photo))[0] in expected
+
+
+def test_the_cat_is_a_cat_in_every_format(client):
+    for fmt in ("PNG", "WEBP", "BMP", "GIF"):
+        assert set(_labels(client, _photo("chelsea", fmt), 3)) & CATS, fmt
+
+
+def test_exif_orientation_6_gives_the_upright_answer(client):
+    from skimage import data
+
+    upright = Image.fromarray(data.chelsea())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", exif=exif, quality=95)
+    rotated = client.post("/v1/models/efficientnet-lite0/infer", data=buffer.getvalue())
+    plain = client.post("/v1/models/efficientnet-lite0/infer", data=_photo("chelsea",
+                                                                           quality=95))
+    assert rotated.get_json()["predictions"][0]["label"] == \
+        plain.get_json()["predictions"][0]["label"]
+
+
+def _embed(client, data: bytes) -> np.ndarray:
+    body = client.post("/v1/models/lite0-embed/infer", data=data).get_json()
+    assert body["dim"] == 1280
+    return np.asarray(body["embedding"])
+
+
+def test_embeddings_are_unit_vectors_that_know_a_cat(client):
+    from skimage import data
+
+    cat = _embed(client, _photo("chelsea"))
+    crop = Image.fromarray(data.chelsea()).crop((30, 20, 420, 290))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG")
+    same_cat = _embed(client, buffer.getvalue())
+    coffee = _embed(client, _photo("coffee"))
+    assert np.linalg.norm(cat) == pytest.approx(1.0, abs=1e-4)
+    assert cat @ same_cat > 0.8
+    assert cat @ same_cat > cat @ coffee + 0.2
+
+
+def test_sketch_is_dark_lines_on_white_at_the_input_aspect(client):
+    from skimage import data
+    from skimage.filters import gaussian, sobel
+
+    response = client.post("/v1/models/sketch/infer", data=_photo("chelsea"))
+    assert response.mimetype == "image/png"
+    sketch = Image.open(io.BytesIO(response.data))
+    assert sketch.size == (451, 300)
+    ink = 255 - np.asarray(sketch.convert("L"), dtype=np.float64)
+    assert ink.mean() < 80, "mostly white paper"
+    assert (ink > 128).mean() > 0.01, "some dark lines"
+    # HED draws object outlines, not fur: compare with the gradients of a blurred copy, and
+    # with the same gradients moved away (a sketch of anything else would score like that).
+    grey = np.asarray(Image.fromarray(data.chelsea()).convert("L"), np.float64) / 255
+    edges = sobel(gaussian(grey, 2))
+    aligned = np.corrcoef(ink.ravel(), edges.ravel())[0, 1]
+    shifted = np.corrcoef(ink.ravel(), np.roll(edges, 40, axis=(0, 1)).ravel())[0, 1]
+    assert aligned > 0.4 and aligned > 5 * abs(shifted)

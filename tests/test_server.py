@@ -1,0 +1,105 @@
+"""End to end: the real `appliance serve` process (waitress) on a loopback port."""
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from appliance import config
+from appliance.server import banner, waitress_options
+from tests.conftest import photo_bytes
+from tests.live import LiveServer, get, post_image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(models_dir, tmp_path):
+    with LiveServer(models_dir, tmp_path / "state") as live:
+        live.wait_ready()
+        yield live
+
+
+def test_real_jpeg_over_http(server):
+    status, body, headers = post_image(f"{server.url}/v1/models/tiny-classify/infer",
+                                       photo_bytes())
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["model"] == "tiny-classify"
+    assert len(answer["predictions"]) == 3
+    assert headers["Server"] == "appliance"
+
+
+def test_served_by_waitress_with_json_errors(server):
+    status, body, _ = post_image(f"{server.url}/v1/models/nope/infer", photo_bytes())
+    assert status == 404
+    assert "installed models are tiny-classify" in json.loads(body)["error"]["message"]
+    status, body, _ = get(server.url + "/healthz")
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+
+
+def test_banner_and_admin_token_file(server, tmp_path):
+    text = "".join(server.output)
+    assert "curl -F image=@photo.jpg" in text and "stop with Ctrl+C" in text
+    token = (tmp_path / "state" / "admin-token").read_text().strip()
+    assert token and token not in text
+
+
+def test_sigterm_finishes_in_flight_requests(tmp_path):
+    from tests import models as tiny
+
+    folder = tmp_path / "slow-models"
+    tiny.write_bundle(folder, "slow", model=tiny.slow_classify_model(matmuls=200))
+    with LiveServer(folder, tmp_path / "state",
+                    env={"APPLIANCE_MODELS_INTRA_OP_THREADS": "1"}) as live:
+        live.wait_ready()
+        results = []
+
+        def call():
+            results.append(post_image(f"{live.url}/v1/models/slow/infer", photo_bytes())[0])
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        _wait_for_queue(live.url, "slow")
+        started = time.monotonic()
+        assert live.stop(signal.SIGTERM) == 0
+        for thread in threads:
+            thread.join(30)
+        assert results == [200, 200, 200, 200]
+        assert time.monotonic() - started < 10
+        assert "stopped" in "".join(live.output)
+
+
+def _wait_for_queue(url: str, model: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, body, _ = get(url + "/metrics")
+        if f'appliance_queue_depth{{model="{model}"}} 3' in body.decode():
+            return
+        time.sleep(0.01)
+    raise AssertionError("requests never queued up")
+
+
+def test_bad_port_is_a_one_line_error(models_dir, tmp_path):
+    with LiveServer(models_dir, tmp_path / "a") as first:
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance", "serve", "--host", "127.0.0.1", "--port",
+             str(first.port), "--models-dir", str(models_dir)],
+            capture_output=True, text=True, timeout=60,
+            env={"APPLIANCE_STATE_DIR": str(tmp_path / "b"), "ORT_DISABLE_TELEMETRY": "1"})
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines()[-1].startswith("appliance: error:")
+        assert "in use" in done.stderr
+
+
+def test_waitress_options_cap_chunked_bodies():
+    settings = config.load(env={}, overrides={"server.max_upload_mb": 1.0})
+    options = waitress_options(settings)
+    assert options["max_request_body_size"] == 1024 * 1024 + 64 * 1024
+    assert "efficientnet-lite0/infer" in banner(settings, 8080)
