@@ -49,8 +49,9 @@ def slow_classify_model(matmuls: int = 40, side: int = 512) -> onnx.ModelProto:
     """classify_model plus a chain of input-dependent matrix products (no constant folding
     can skip them): a model that takes a noticeable time per request, for drain tests."""
     base = classify_model()
-    a = (np.eye(side, dtype=np.float32) * 0.5)
-    nodes = list(base.graph.node) + [
+    a = np.eye(side, dtype=np.float32) * 0.5
+    nodes = [
+        *base.graph.node,
         helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
         helper.make_node("Reshape", ["m", "shape"], ["m3"]),
         helper.make_node("Mul", ["A", "m3"], ["b0"]),
@@ -62,7 +63,8 @@ def slow_classify_model(matmuls: int = 40, side: int = 512) -> onnx.ModelProto:
               helper.make_node("Unsqueeze", ["z", "one_axis"], ["z2"]),
               helper.make_node("Add", ["logits_raw", "z2"], ["logits"])]
     nodes[2].output[0] = "logits_raw"
-    inits = list(base.graph.initializer) + [
+    inits = [
+        *base.graph.initializer,
         numpy_helper.from_array(a, "A"),
         numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
         numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
