@@ -1,0 +1,71 @@
+"""The upload page in real headless Chromium (Debian's chromium package, driven by Playwright)
+against a real server process."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import image_bytes
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# No background networking: Chromium must not try to reach anything but the box.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+def page(models_dir, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
+    with LiveServer(models_dir, tmp_path / "state") as live, \
+            sync_api.sync_playwright() as playwright:
+        live.wait_ready()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(live.url + "/")
+        page.live_url = live.url
+        yield page
+        context.close()
+        browser.close()
+
+
+def test_cards_then_labels_for_a_dropped_image(page, tmp_path):
+    page.wait_for_selector(".card[data-name='tiny-classify'][aria-checked='true']")
+    assert page.locator(".card").count() == 3
+    meta = page.locator(".card[data-name='tiny-classify'] .meta").inner_text()
+    assert "8×8" in meta and "Test Author" in meta and "CC0-1.0" in meta
+    photo = tmp_path / "blue.jpg"
+    photo.write_bytes(image_bytes((0, 0, 255)))
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector(".pred")
+    assert page.locator(".pred .row span").first.inner_text() == "blue"
+    assert "inference" in page.locator("#timings").inner_text()
+    assert page.locator("#curl").inner_text() == (
+        f"curl -F image=@photo.jpg {page.live_url}/v1/models/tiny-classify/infer")
+    page.screenshot(path=str(tmp_path / "upload-page.png"), full_page=True)
+
+
+def test_image_result_shown_and_downloadable(page, tmp_path):
+    photo = tmp_path / "red.png"
+    photo.write_bytes(image_bytes((255, 0, 0), fmt="PNG"))
+    page.wait_for_selector(".card[data-name='tiny-negative']")
+    page.click(".card[data-name='tiny-negative']")
+    page.set_input_files("#file", str(photo))
+    image = page.wait_for_selector("#output-image")
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator("a.download").get_attribute("download") == "tiny-negative.png"
+    assert page.locator("#curl").inner_text().endswith("tiny-negative/infer -o result.png")
+
+
+def test_errors_are_shown_in_words(page, tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"this is not an image")
+    page.wait_for_selector(".card[aria-checked='true']")
+    page.set_input_files("#file", str(junk))
+    alert = page.wait_for_selector("[role=alert]")
+    assert "not an accepted image format" in alert.inner_text()
