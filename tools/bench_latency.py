@@ -28,9 +28,9 @@ from pathlib import Path
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import bundle as bundles  # noqa: E402
-from appliance import config, imaging, tasks  # noqa: E402
-from appliance.engine import create_session  # noqa: E402
+from appliance import bundle as bundles
+from appliance import config, imaging, tasks
+from appliance.engine import create_session
 
 
 def default_photo() -> bytes:
