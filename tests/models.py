@@ -128,3 +128,52 @@ def write_bundle(models_dir: Path, name: str, task: str = "classify",
                              labels=labels)
     finally:
         scratch.unlink()
+
+
+def _conv(rng, name: str, cin: int, cout: int, x: str, y: str, stride: int = 1):
+    weight = (rng.normal(size=(cout, cin, 3, 3)) * np.sqrt(2 / (cin * 9))).astype(np.float32)
+    node = helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [y], pads=[1, 1, 1, 1],
+                            strides=[stride, stride], name=name)
+    return node, [numpy_helper.from_array(weight, f"{name}_w"),
+                  numpy_helper.from_array(np.zeros(cout, np.float32), f"{name}_b")]
+
+
+def conv_net(size: int = 32, outlier: bool = False, seed: int = 0) -> onnx.ModelProto:
+    """A three-layer conv net that really quantizes: conv-relu x3, global pool, 4 logits.
+
+    With `outlier`, one activation element is pushed to 5000 before the pool, so per-tensor
+    INT8 crushes every other value of that tensor: the accuracy gate fails until the nodes
+    around it are kept in float (the converter's fallback).
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    for i, (cin, cout, stride) in enumerate(((3, 16, 1), (16, 32, 2), (32, 32, 1)), start=1):
+        conv, weights = _conv(rng, f"c{i}", cin, cout, "input" if i == 1 else f"r{i - 1}",
+                              f"h{i}", stride)
+        nodes += [conv, helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"relu{i}")]
+        inits += weights
+    pooled_input = "r3"
+    if outlier:
+        spike = np.zeros((1, 32, size // 2, size // 2), np.float32)
+        spike[0, 0, 0, 0] = 5000.0
+        inits.append(numpy_helper.from_array(spike, "spike"))
+        nodes.append(helper.make_node("Add", ["r3", "spike"], ["spiked"], name="outlier_add"))
+        pooled_input = "spiked"
+    fc = rng.normal(size=(4, 32)).astype(np.float32)
+    fc[:, 0] = 0  # the outlier's channel carries no answer, so only the crushing matters
+    inits += [numpy_helper.from_array(fc, "fc_w"),
+              numpy_helper.from_array(np.zeros(4, np.float32), "fc_b")]
+    nodes += [helper.make_node("GlobalAveragePool", [pooled_input], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1,
+                               name="fc")]
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])
+    return _model(nodes, [_input(size=size)], [out], inits)
+
+
+def conv_manifest(name: str, size: int = 32) -> dict[str, Any]:
+    """A classify manifest for conv_net."""
+    data = manifest(name, "classify")
+    data["input"]["size"] = [size, size]
+    data["output"]["top_k"] = 4
+    return data

@@ -117,3 +117,34 @@ def test_sketch_is_dark_lines_on_white_at_the_input_aspect(client):
     aligned = np.corrcoef(ink.ravel(), edges.ravel())[0, 1]
     shifted = np.corrcoef(ink.ravel(), np.roll(edges, 40, axis=(0, 1)).ravel())[0, 1]
     assert aligned > 0.4 and aligned > 5 * abs(shifted)
+
+
+def _agreement_inputs(name: str):
+    from appliance import bundle as bundles
+    from tools import calibration, photos
+
+    models = config.CHECKOUT / "models"
+    source = models / ".build" / f"{name}.fp32.onnx"
+    if not source.is_file():
+        pytest.skip(f"float source {source} missing: run `make models`")
+    shipped = bundles.read(models / name)
+    held = calibration.prepare(photos.held_out(), shipped.manifest.task,
+                               shipped.manifest.input, "held-out")
+    return source, shipped, held
+
+
+@pytest.mark.parametrize(("name", "metric", "limit"), [
+    ("efficientnet-lite0", "top1_agreement", 0.9), ("lite0-embed", "cosine_mean", 0.98),
+    ("sketch", "psnr_db", 30.0)])
+def test_int8_defaults_agree_with_their_float_source(name, metric, limit):
+    from tools import gate
+    from tools.convert import _outputs
+
+    source, shipped, held = _agreement_inputs(name)
+    if shipped.manifest.model["precision"] != "int8":
+        pytest.skip(f"{name} shipped in float on this machine (see its REPORT.md)")
+    reference = _outputs(source, held, shipped.manifest.input.name)
+    candidate = _outputs(shipped.model_path, held, shipped.manifest.input.name)
+    metrics = gate.judge(shipped.manifest.task, reference, candidate,
+                         shipped.manifest.output, {}).metrics
+    assert metrics[metric] >= limit, metrics

@@ -97,6 +97,7 @@ class Converter:
         self.o.out.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{self.name or 'convert'}.work.",
                                      dir=self.o.out))
+        (work / "in").mkdir()  # the user's file keeps its name here, apart from ours
         try:
             return self._run(work)
         finally:
@@ -104,12 +105,13 @@ class Converter:
 
     def _run(self, work: Path) -> bundles.Bundle:
         started = time.monotonic()
-        manifest = self._manifest()
-        spec = manifest.input
         self._step(1, "checking the model")
-        source = ingest(self.o.source, work / "float.onnx", self.o.input_shape, spec.name,
-                        spec.dynamic_batch)
+        draft = self.o.manifest.get("input", {})
+        source = ingest(self.o.source, work / "in", self.o.input_shape,
+                        draft.get("name", "input"), draft.get("dynamic_batch", True))
         float_model = modelcheck.load(source)
+        manifest = self._manifest(float_model)
+        spec = manifest.input
         self._check_runs(source, float_model, manifest)
         self._step(2, "preparing images with the box's preprocessing")
         calib, held = self._samples(spec)
@@ -135,15 +137,18 @@ class Converter:
     def _step(self, number: int, text: str) -> None:
         self.say(f"[{number}/6] {self.name}: {text}")
 
-    def _manifest(self) -> bundles.Manifest:
+    def _manifest(self, model: onnx.ModelProto) -> bundles.Manifest:
         draft = json.loads(json.dumps(self.o.manifest))
         draft.setdefault("format", bundles.FORMAT)
         draft.setdefault("model", {"file": "model.onnx", "sha256": "0" * 64,
                                    "precision": "fp32"})
+        draft["input"] = {**input_defaults(model), **draft.get("input", {})}
         try:
             manifest = bundles.parse_manifest(draft, f"{self.name or 'bundle'}/manifest.json")
         except ApplianceError as exc:
-            raise ConvertError(exc.message) from None
+            message = exc.message.replace(": fix the manifest and install the bundle again", "")
+            raise ConvertError(f"{message}: fix --manifest or the flags") from None
+        self.o.manifest = manifest.raw
         if tasks.get(manifest.task).NEEDS_LABELS and not self.o.labels:
             raise ConvertError(f"task {manifest.task} needs labels: pass --labels FILE "
                                "(one label per line)")
@@ -206,11 +211,12 @@ class Converter:
         ranked = quantization.sensitive_nodes(pre, failed.path, reader, work)
         step = max(1, len(ranked) // 20)
         for round_number in range(1, self.o.max_fallbacks + 1):
-            exclude = tuple(ranked[:step * (2 ** (round_number - 1))])
+            groups = ranked[:step * (2 ** (round_number - 1))]
+            exclude = tuple(dict.fromkeys(name for group in groups for name in group))
             candidate = quantization.Candidate(**{**failed.candidate.__dict__,
                                                   "exclude": exclude})
             trial = self._try(candidate, pre, reader, held, reference, manifest, limits, work)
-            if trial.verdict.passed:
+            if trial.verdict.passed or len(groups) >= len(ranked):
                 return
 
     def _try(self, candidate, pre, reader, held, reference, manifest, limits, work) -> Trial:
@@ -299,6 +305,24 @@ class Converter:
         if self.o.export_triton:
             folder = triton.export(result, self.o.export_triton)
             self.say(f"Triton model repository written to {folder}")
+
+
+def input_defaults(model: onnx.ModelProto) -> dict[str, Any]:
+    """What the model itself says of its input: name, layout, size and a dynamic batch."""
+    initializers = {t.name for t in model.graph.initializer}
+    first = next(v for v in model.graph.input if v.name not in initializers)
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in first.type.tensor_type.shape.dim]
+    found: dict[str, Any] = {"name": first.name, "layout": "NCHW", "color": "RGB",
+                             "resize": "stretch"}
+    if len(dims) == 4:
+        found["dynamic_batch"] = dims[0] is None
+        channels_last = dims[3] == 3 and dims[1] != 3
+        found["layout"] = "NHWC" if channels_last else "NCHW"
+        sides = dims[1:3] if channels_last else dims[2:4]
+        if all(sides):
+            found["size"] = sides
+    return found
 
 
 def latency_cpu() -> str:

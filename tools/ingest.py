@@ -12,18 +12,21 @@ from tools.errors import ConvertError
 OPSET = 17
 
 
-def ingest(source: str, dest: Path, input_shape: tuple[int, ...] | None,
+def ingest(source: str, workdir: Path, input_shape: tuple[int, ...] | None,
            input_name: str, dynamic_batch: bool) -> Path:
-    """Copy an .onnx file to `dest`, or export `module:factory` with an example input shape.
+    """Copy an .onnx file into `workdir` (keeping its name, which errors then show), or
+    export `module:factory` there with an example input shape.
 
     Raises ConvertError when the source cannot be found or exported.
     """
     if ":" in source and not Path(source).exists():
+        dest = workdir / f"{source.replace(':', '.')}.onnx"
         return export_torch(source, dest, input_shape, input_name, dynamic_batch)
     path = Path(source)
     if not path.is_file():
         raise ConvertError(f"model {source} does not exist: pass an .onnx file or "
                            "module:factory with --input-shape")
+    dest = workdir / path.name
     shutil.copyfile(path, dest)
     return dest
 

@@ -138,30 +138,64 @@ def quantize(source: Path, dest: Path, candidate: Candidate, reader: Reader) -> 
 
 
 def sensitive_nodes(float_model: Path, qdq_model: Path, reader: Reader,
-                    workdir: Path) -> list[str]:
-    """Float-model nodes ranked worst first by the quantization error of their outputs
-    (signal-to-quantization-noise ratio from onnxruntime's qdq_loss_debug)."""
+                    workdir: Path) -> list[tuple[str, ...]]:
+    """Float-model nodes ranked by how much quantization error each one adds, worst first.
+
+    The error is onnxruntime's qdq_loss_debug signal-to-quantization-noise ratio (SQNR, dB)
+    of each activation in the quantized model against the float model; a node's damage is the
+    SQNR it loses between its inputs and its output. Each entry also names the producers of
+    the node's inputs: a tensor stays float only when its producer and its consumer both do.
+    """
     from onnxruntime.quantization import qdq_loss_debug as debug
 
     float_aug, qdq_aug = workdir / "float.debug.onnx", workdir / "qdq.debug.onnx"
     reader = Reader(reader.input_name, reader.samples[:SENSITIVITY_SAMPLES])
     _quiet(debug.modify_model_output_intermediate_tensors, str(float_model), str(float_aug))
     _quiet(debug.modify_model_output_intermediate_tensors, str(qdq_model), str(qdq_aug))
-    reader.rewind()
     float_acts = _quiet(debug.collect_activations, str(float_aug), reader)
     reader.rewind()
     qdq_acts = _quiet(debug.collect_activations, str(qdq_aug), reader)
     errors = debug.compute_activation_error(debug.create_activation_matching(qdq_acts,
                                                                              float_acts))
-    producers = {out: node.name for node in onnx.load(str(float_model)).graph.node
-                 for out in node.output}
-    ranked = sorted(errors, key=lambda name: _score(errors[name]))
-    return list(dict.fromkeys(producers[n] for n in ranked if n in producers))
+    sqnr = {name: _finite(e.get("xmodel_err")) for name, e in errors.items()}
+    return rank_by_damage(onnx.load(str(float_model)).graph, sqnr)
 
 
-def _score(error: dict) -> float:
-    value = error.get("qdq_err", error.get("xmodel_err", float("inf")))
-    return float(value) if value == value else float("-inf")  # NaN counts as worst
+def rank_by_damage(graph: onnx.GraphProto, sqnr: dict[str, float]) -> list[tuple[str, ...]]:
+    """(node, producers of its inputs...) ordered by SQNR lost across the node, worst first.
+
+    A tensor that was not measured (a Conv output fused into its Relu, say) takes the SQNR of
+    the nearest measured tensor upstream; weights and graph inputs count as exact (100 dB).
+    """
+    nodes = {out: node for node in graph.node for out in node.output}
+    known: dict[str, float] = {}
+
+    def level(tensor: str) -> float:
+        if tensor in sqnr:
+            return sqnr[tensor]
+        if tensor not in known:
+            known[tensor] = 100.0  # guards cycles; graph inputs and weights stay exact
+            node = nodes.get(tensor)
+            if node is not None:
+                known[tensor] = min((level(i) for i in node.input if i), default=100.0)
+        return known[tensor]
+
+    damage = []
+    for node in graph.node:
+        measured = [sqnr[o] for o in node.output if o in sqnr]
+        if not measured:
+            continue
+        before = min((level(i) for i in node.input if i), default=100.0)
+        feeding = tuple(nodes[i].name for i in node.input if i in nodes)
+        damage.append((before - min(measured), (node.name, *feeding)))
+    damage.sort(key=lambda item: -item[0])
+    return [group for _, group in damage]
+
+
+def _finite(value) -> float:
+    if value is None or value != value:  # missing or NaN: treat as destroyed
+        return 0.0
+    return min(float(value), 100.0)
 
 
 def _quiet(function, *args, **kwargs):

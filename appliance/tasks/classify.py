@@ -28,8 +28,9 @@ NEEDS_LABELS = True
 
 def options(query: Mapping[str, str], bundle: Bundle) -> dict[str, Any]:
     """Parse `top_k` (1 to the number of classes). Raises BadRequest."""
-    raw = parse_options(query, {"top_k": bundle.manifest.output["top_k"]})
-    return {"top_k": int_option("top_k", raw["top_k"], 1, max(1, len(bundle.labels)))}
+    classes = max(1, len(bundle.labels))
+    raw = parse_options(query, {"top_k": min(bundle.manifest.output["top_k"], classes)})
+    return {"top_k": int_option("top_k", raw["top_k"], 1, classes)}
 
 
 def postprocess(outputs: list[np.ndarray], bundle: Bundle, geometry: Geometry,

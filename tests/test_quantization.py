@@ -1,0 +1,40 @@
+import onnx
+import pytest
+from onnx import helper
+
+from tools import quantization
+from tools.errors import ConvertError
+from tools.quantization import Candidate
+
+
+def test_candidates_per_target():
+    assert [c.label for c in quantization.candidates("x86-vnni")] == ["U8S8 per-channel MinMax"]
+    assert quantization.candidates("x86")[0].reduce_range
+    assert [c.activation for c in quantization.candidates("arm64")] == ["uint8", "int8"]
+    trt = quantization.candidates("tensorrt")[0]
+    assert trt.symmetric and trt.tensorrt and trt.activation == "int8"
+    assert quantization.resolve_target("auto") in ("x86-vnni", "x86", "arm64")
+    with pytest.raises(ConvertError, match="unknown --target 'riscv'"):
+        quantization.candidates("riscv")
+
+
+def test_describe_names_every_setting():
+    described = Candidate("uint8", "int8", method="Entropy", exclude=("a",)).describe(32)
+    assert described == {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
+                         "per_channel": True, "reduce_range": False, "symmetric": False,
+                         "calibration": {"method": "Entropy", "samples": 32},
+                         "excluded_nodes": ["a"]}
+
+
+def test_rank_by_damage_walks_through_unmeasured_tensors():
+    graph = helper.make_graph([
+        helper.make_node("Conv", ["x", "w"], ["h"], name="conv"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Add", ["r", "c"], ["s"], name="add"),
+        helper.make_node("GlobalAveragePool", ["s"], ["g"], name="pool"),
+    ], "g", [], [])
+    # h is not measured (fused into relu); pool loses 30 dB, relu 10, add nothing.
+    ranked = quantization.rank_by_damage(graph, {"x": 60.0, "r": 50.0, "s": 50.0, "g": 20.0})
+    assert ranked[0] == ("pool", "add")
+    assert ranked[1] == ("relu", "conv")
+    assert isinstance(graph, onnx.GraphProto)

@@ -1,0 +1,24 @@
+import onnx
+
+from tests import models as tiny
+from tools import triton
+
+
+def test_config_for_a_batching_model(tmp_path):
+    bundle = tiny.write_bundle(tmp_path / "models", "tiny-classify")
+    folder = triton.export(bundle, tmp_path / "repo")
+    text = (folder / "config.pbtxt").read_text()
+    assert text.splitlines()[:3] == ['name: "tiny-classify"', 'backend: "onnxruntime"',
+                                     "max_batch_size: 8"]
+    assert '{ name: "input" data_type: TYPE_FP32 dims: [ 3, 8, 8 ] }' in text
+    assert '{ name: "logits" data_type: TYPE_FP32 dims: [ 4 ] }' in text
+    assert "dynamic_batching" in text
+    assert (folder / "1" / "model.onnx").read_bytes() == bundle.model_path.read_bytes()
+    assert (folder / "labels.txt").is_file()
+
+
+def test_config_without_a_batch_dimension():
+    text = triton.config_text("m", tiny.classify_model(batch=1), batching=False, max_batch=8)
+    assert "max_batch_size: 0" in text and "dims: [ 1, 3, 8, 8 ]" in text
+    assert "dynamic_batching" not in text
+    assert isinstance(tiny.classify_model(), onnx.ModelProto)
