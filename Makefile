@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8080
 MODELS_DIR ?= models
-DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch
+DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch faces
 MANIFESTS := $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)/manifest.json)
 STAMP := $(VENV)/.installed
 

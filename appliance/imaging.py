@@ -48,13 +48,30 @@ def decode(data: bytes, max_pixels: int, hint: tuple[int, int] | None = None) ->
     that many pixels each way. Raises UnsupportedMedia (415), PayloadTooLarge (413, pixel count
     over `max_pixels`) or BadRequest (400, truncated or corrupt data).
     """
+    return decode_sized(data, max_pixels, hint)[0]
+
+
+def decode_sized(data: bytes, max_pixels: int,
+                 hint: tuple[int, int] | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Like `decode`, and also the upright size of the full image, which a reduced-scale
+    decode does not have: boxes and outputs must be given in the sender's pixels."""
     fmt = sniff(data)
     image = _open(data, fmt, max_pixels)
     _check_pixels(image, max_pixels)
+    full = _upright_size(image)
     if hint and fmt == "JPEG":
         image.draft("RGB", hint)
     _load(image, fmt)
-    return to_rgb(_upright(image))
+    return to_rgb(_upright(image)), full
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
+        orientation = 1
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:

@@ -13,6 +13,7 @@ from typing import Any
 from appliance import imaging, tasks
 from appliance.engine import Runner
 from appliance.tasks.base import Result
+from appliance.tasks.preprocess import for_source
 
 
 @dataclass
@@ -41,9 +42,11 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
     task = tasks.get(bundle.manifest.task)
     opts = task.options(query, bundle)
     clock = _Clock()
-    image = imaging.decode(data, max_pixels, task.decode_hint(bundle.manifest.input))
+    image, full_size = imaging.decode_sized(data, max_pixels,
+                                            task.decode_hint(bundle.manifest.input))
     clock.lap("decode")
     tensor, geometry = task.prepare(image, bundle.manifest.input)
+    geometry = for_source(geometry, full_size)
     clock.lap("preprocess")
     outputs = runner.run(tensor)
     clock.lap("inference")

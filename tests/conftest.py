@@ -21,10 +21,14 @@ ADMIN = "test-admin-token"
 
 @pytest.fixture
 def models_dir(tmp_path):
-    """A models folder holding the three tiny bundles: tiny-classify, tiny-embed, tiny-negative."""
+    """A models folder with the four tiny bundles: tiny-classify, tiny-embed, tiny-faces,
+    tiny-negative."""
     folder = tmp_path / "models"
     tiny.write_bundle(folder, "tiny-classify", "classify")
     tiny.write_bundle(folder, "tiny-embed", "embed")
+    spec = tiny.manifest("x", "detect")["input"]
+    tiny.write_bundle(folder, "tiny-faces", "detect",
+                      input={**spec, "dynamic_batch": False, "resize": "letterbox"})
     tiny.write_bundle(folder, "tiny-negative", "image-to-image")
     return folder
 

@@ -96,6 +96,8 @@ def manifest(name: str, task: str, **changes: Any) -> dict[str, Any]:
         "embed": {"dim": 3, "normalize": "l2"},
         "image-to-image": {"range": [0.0, 1.0], "color": "RGB", "layout": "NCHW",
                            "max_side": 64},
+        "detect": {"box_format": "ssd-anchors", "strides": [8], "boxes_tensor": 0,
+                   "scores_tensor": 1},
     }
     data = {
         "format": bundles.FORMAT, "name": name, "version": "0.0.1", "task": task,
@@ -113,7 +115,28 @@ def manifest(name: str, task: str, **changes: Any) -> dict[str, Any]:
     return data
 
 
-MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model}
+def faces_model() -> onnx.ModelProto:
+    """A two-anchor detector (stride 8 on the 8 px input): anchor 0 always finds a 'face'
+    covering the middle half of the input, anchor 1 never does; its score follows the
+    image's brightness, so a black image finds nothing."""
+    boxes = np.array([[[0, 0, 4, 4], [0, 0, 4, 4]]], np.float32)  # cx, cy offsets; w, h px
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Mul", ["m", "gain"], ["g"]),
+             helper.make_node("Add", ["g", "bias"], ["logit"]),
+             helper.make_node("Reshape", ["logit", "score_shape"], ["scores"]),
+             helper.make_node("Add", ["box_const", "zero"], ["boxes"])]
+    inits = [numpy_helper.from_array(np.array(20.0, np.float32), "gain"),
+             numpy_helper.from_array(np.array([-5.0, -50.0], np.float32), "bias"),
+             numpy_helper.from_array(np.array([1, 2, 1], np.int64), "score_shape"),
+             numpy_helper.from_array(boxes, "box_const"),
+             numpy_helper.from_array(np.zeros((1, 1, 1), np.float32), "zero")]
+    outputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 2, 4]),
+               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 1])]
+    return _model(nodes, [_input(batch=1)], outputs, inits)
+
+
+MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model,
+          "detect": faces_model}
 
 
 def write_bundle(models_dir: Path, name: str, task: str = "classify",
@@ -123,7 +146,7 @@ def write_bundle(models_dir: Path, name: str, task: str = "classify",
     scratch.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model or MODELS[task](), scratch)
     try:
-        labels = LABELS if task == "classify" else None
+        labels = {"classify": LABELS, "detect": ["face"]}.get(task)
         return bundles.write(models_dir / name, manifest(name, task, **changes), scratch,
                              labels=labels)
     finally:

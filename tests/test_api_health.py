@@ -12,7 +12,7 @@ def test_healthz(client):
 def test_readyz_when_ready(client):
     body = client.get("/readyz").get_json()
     assert body["status"] == "ready"
-    assert body["models"] == ["tiny-classify", "tiny-embed", "tiny-negative"]
+    assert body["models"] == ["tiny-classify", "tiny-embed", "tiny-faces", "tiny-negative"]
 
 
 def test_readyz_503_while_loading(settings):
@@ -34,7 +34,7 @@ def test_readyz_503_when_every_model_is_broken(tmp_path, models_dir):
         response = client.get("/readyz")
         assert response.status_code == 503
         assert set(response.get_json()["failed"]) == {"tiny-classify", "tiny-embed",
-                                                      "tiny-negative"}
+                                                      "tiny-faces", "tiny-negative"}
         assert client.get("/healthz").status_code == 200
         models = client.get("/v1/models").get_json()["models"]
         assert all(m["status"] == "failed" and "sha256" in m["error"] for m in models)

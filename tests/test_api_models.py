@@ -14,7 +14,7 @@ def test_list_models(client):
     body = client.get("/v1/models").get_json()
     assert body["active"] == "tiny-classify"
     names = [m["name"] for m in body["models"]]
-    assert names == ["tiny-classify", "tiny-embed", "tiny-negative"]
+    assert names == ["tiny-classify", "tiny-embed", "tiny-faces", "tiny-negative"]
     first = body["models"][0]
     assert first["task"] == "classify" and first["precision"] == "fp32"
     assert first["input_size"] == [8, 8] and first["license"] == "CC0-1.0"
@@ -36,7 +36,7 @@ def test_unknown_model_404_lists_names(client):
         assert response.get_json()["error"] == {
             "code": "not_found",
             "message": "no model named 'nope': installed models are tiny-classify, "
-                       "tiny-embed, tiny-negative (GET /v1/models)"}
+                       "tiny-embed, tiny-faces, tiny-negative (GET /v1/models)"}
 
 
 @pytest.mark.parametrize(("colour", "label"), [((255, 0, 0), "red"), ((0, 200, 0), "green"),
@@ -141,3 +141,16 @@ def test_metrics_count_by_status(client):
     assert 'appliance_requests_total{model="tiny-classify",status="415"} 1' in text
     assert 'appliance_request_duration_seconds_count{model="tiny-classify"} 1' in text
     assert 'appliance_model_up{model="tiny-embed"} 1' in text
+
+
+def test_detect_boxes_in_the_uploaded_images_pixels(client):
+    response = client.post("/v1/models/tiny-faces/infer",
+                           data=image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
+    (face,) = response.get_json()["detections"]
+    assert face["label"] == "face" and face["score"] > 0.99
+    assert face["box"] == [16.0, 8.0, 48.0, 40.0]  # letterboxed 64x48 -> 8x6, pad 1
+    dark = client.post("/v1/models/tiny-faces/infer", data=image_bytes((0, 0, 0), fmt="PNG"))
+    assert dark.get_json()["detections"] == []
+    strict = client.post("/v1/models/tiny-faces/infer?threshold=1",
+                         data=image_bytes((255, 255, 255), fmt="PNG"))
+    assert strict.get_json()["detections"] == []

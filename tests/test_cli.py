@@ -39,7 +39,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
 def test_models_lists_and_flags_broken(models_dir, capsys):
     assert cli.main(["models", "--models-dir", str(models_dir)]) == 0
     out = capsys.readouterr().out
-    assert "tiny-classify" in out and out.count(" ok") == 3
+    assert "tiny-classify" in out and out.count(" ok") == 4
     (models_dir / "tiny-embed" / "model.onnx").write_bytes(b"x")
     assert cli.main(["models", "--models-dir", str(models_dir)]) == 1
     assert "tiny-embed               BROKEN: tiny-embed/model.onnx: sha256" in \

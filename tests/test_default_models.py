@@ -12,7 +12,7 @@ from appliance.services import Services
 from tests.conftest import ADMIN
 
 pytestmark = [pytest.mark.default_models, pytest.mark.slow]
-NAMES = ("efficientnet-lite0", "lite0-embed", "sketch")
+NAMES = ("efficientnet-lite0", "lite0-embed", "sketch", "faces")
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
 
 
@@ -79,6 +79,27 @@ def test_exif_orientation_6_gives_the_upright_answer(client):
         plain.get_json()["predictions"][0]["label"]
 
 
+def test_faces_found_in_the_senders_pixels(client):
+    body = client.post("/v1/models/faces/infer", data=_photo("astronaut")).get_json()
+    (face,) = body["detections"]
+    assert face["label"] == "face" and face["score"] > 0.8
+    x0, y0, x1, y1 = face["box"]
+    assert 150 < x0 < 200 and 60 < y0 < 110 and 250 < x1 < 300 and 150 < y1 < 200
+    assert client.post("/v1/models/faces/infer", data=_photo("coffee")).get_json()[
+        "detections"] == []
+
+
+def test_face_boxes_follow_a_reduced_scale_jpeg_decode(client):
+    from skimage import data
+
+    big = Image.fromarray(data.astronaut()).resize((2048, 2048))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=90)
+    (face,) = client.post("/v1/models/faces/infer", data=buffer.getvalue()).get_json()[
+        "detections"]
+    assert 600 < face["box"][0] < 800 and 1000 < face["box"][2] < 1200  # 4x the 512 px box
+
+
 def _embed(client, data: bytes) -> np.ndarray:
     body = client.post("/v1/models/lite0-embed/infer", data=data).get_json()
     assert body["dim"] == 1280
@@ -135,7 +156,7 @@ def _agreement_inputs(name: str):
 
 @pytest.mark.parametrize(("name", "metric", "limit"), [
     ("efficientnet-lite0", "top1_agreement", 0.9), ("lite0-embed", "cosine_mean", 0.98),
-    ("sketch", "psnr_db", 30.0)])
+    ("sketch", "psnr_db", 30.0), ("faces", "box_f1", 0.9)])
 def test_int8_defaults_agree_with_their_float_source(name, metric, limit):
     from tools import gate
     from tools.convert import _outputs
@@ -146,5 +167,5 @@ def test_int8_defaults_agree_with_their_float_source(name, metric, limit):
     reference = _outputs(source, held, shipped.manifest.input.name)
     candidate = _outputs(shipped.model_path, held, shipped.manifest.input.name)
     metrics = gate.judge(shipped.manifest.task, reference, candidate,
-                         shipped.manifest.output, {}).metrics
+                         shipped.manifest.output, {}, shipped.manifest.input.size).metrics
     assert metrics[metric] >= limit, metrics

@@ -11,7 +11,7 @@ def test_classify_agreement_overlap_and_confidence():
     sure = np.array([[10.0, 0, 0, 0, 0, 0]])
     tie = np.array([[1.0, 1.01, 0, 0, 0, 0]])
     flipped = np.array([[1.02, 1.0, 0, 0, 0, 0]])
-    metrics = gate.judge("classify", [sure, tie], [sure, flipped], SOFTMAX,
+    metrics = gate.judge("classify", [[sure], [tie]], [[sure], [flipped]], SOFTMAX,
                          gate.thresholds("classify")).metrics
     assert metrics["top1_agreement"] == 0.5
     assert metrics["top1_agreement_confident"] == 1.0  # the flip was between near-ties
@@ -22,7 +22,7 @@ def test_classify_agreement_overlap_and_confidence():
 def test_a_confident_flip_fails_the_gate():
     sure = np.array([[10.0, 0, 0]])
     wrong = np.array([[0, 10.0, 0]])
-    verdict = gate.judge("classify", [sure] * 4, [wrong] + [sure] * 3, SOFTMAX,
+    verdict = gate.judge("classify", [[sure]] * 4, [[wrong]] + [[sure]] * 3, SOFTMAX,
                          gate.thresholds("classify"))
     assert not verdict.passed
     assert verdict.reason() == "top1_agreement_confident 0.75 is below 0.95"
@@ -31,11 +31,11 @@ def test_a_confident_flip_fails_the_gate():
 def test_embed_cosine_and_image_psnr():
     a = np.array([[1.0, 0.0]])
     b = np.array([[1.0, 0.1]])
-    metrics = gate.judge("embed", [a], [b], {}, gate.thresholds("embed")).metrics
+    metrics = gate.judge("embed", [[a]], [[b]], {}, gate.thresholds("embed")).metrics
     assert metrics["cosine_mean"] == pytest.approx(1 / np.sqrt(1.01))
     spec = {"range": [0.0, 1.0], "color": "gray", "layout": "NCHW", "invert": False}
     ref = np.full((1, 1, 4, 4), 0.5, np.float32)
-    verdict = gate.judge("image-to-image", [ref], [ref + 0.01], spec,
+    verdict = gate.judge("image-to-image", [[ref]], [[ref + 0.01]], spec,
                          gate.thresholds("image-to-image"))
     assert verdict.passed and 40 < verdict.metrics["psnr_db"] < 100
 
@@ -46,3 +46,20 @@ def test_helpers_and_overrides():
     assert gate.thresholds("embed", {"cosine_mean": 0.5})["cosine_mean"] == 0.5
     with pytest.raises(ConvertError, match="--gate top1: unknown for task embed"):
         gate.thresholds("embed", {"top1": 1})
+
+
+def test_detect_matches_boxes():
+    from appliance.bundle import parse_manifest
+    from tests import models as tiny
+    from tests.test_detect import OUTPUT, _raw
+
+    spec = parse_manifest(tiny.manifest("f", "detect", output=OUTPUT)).output
+    same = gate.judge("detect", [_raw(0)], [_raw(0)], spec, gate.thresholds("detect"),
+                      (128, 128))
+    assert same.passed and same.metrics["box_f1"] == 1.0 and same.metrics["boxes"] == 1
+    moved = gate.judge("detect", [_raw(0)], [_raw(600)], spec, gate.thresholds("detect"),
+                       (128, 128))
+    assert not moved.passed and moved.metrics["box_f1"] == 0.0
+    missed = gate.judge("detect", [_raw(0)], [_raw(0, score_logit=-5)], spec,
+                        gate.thresholds("detect"), (128, 128))
+    assert missed.metrics["box_f1"] == 0.0

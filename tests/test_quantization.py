@@ -38,3 +38,17 @@ def test_rank_by_damage_walks_through_unmeasured_tensors():
     assert ranked[0] == ("pool", "add")
     assert ranked[1] == ("relu", "conv")
     assert isinstance(graph, onnx.GraphProto)
+
+
+def test_output_heads_walk_back_through_data_movement():
+    graph = helper.make_graph([
+        helper.make_node("Conv", ["x", "w"], ["a"], name="trunk"),
+        helper.make_node("Conv", ["a", "w1"], ["b1"], name="box_conv"),
+        helper.make_node("Conv", ["a", "w2"], ["s1"], name="score_conv"),
+        helper.make_node("Reshape", ["b1", "shape"], ["boxes"], name="box_reshape"),
+        helper.make_node("Transpose", ["s1"], ["s2"], name="score_t"),
+        helper.make_node("Reshape", ["s2", "shape"], ["scores"], name="score_reshape"),
+    ], "g", [], [helper.make_tensor_value_info("boxes", 1, None),
+                 helper.make_tensor_value_info("scores", 1, None)])
+    assert set(quantization.output_heads(graph)) == {"box_reshape", "box_conv",
+                                                     "score_reshape", "score_t", "score_conv"}

@@ -20,7 +20,7 @@ def test_loads_every_bundle_and_picks_the_first_active(tmp_path, models_dir):
         assert not registry.ready
         registry.load_all()
         assert registry.ready
-        assert registry.names() == ["tiny-classify", "tiny-embed", "tiny-negative"]
+        assert registry.names() == ["tiny-classify", "tiny-embed", "tiny-faces", "tiny-negative"]
         assert registry.active == "tiny-classify"
 
 
@@ -29,7 +29,7 @@ def test_a_broken_bundle_leaves_the_others_serving(tmp_path, models_dir):
     with _registry(tmp_path, models_dir) as registry:
         registry.load_all()
         assert registry.ready
-        assert sorted(registry.runners()) == ["tiny-classify", "tiny-negative"]
+        assert sorted(registry.runners()) == ["tiny-classify", "tiny-faces", "tiny-negative"]
         assert "sha256 is" in registry.failures()["tiny-embed"].error
         with pytest.raises(Unavailable, match="tiny-embed is installed but cannot serve"):
             registry.get("tiny-embed")
@@ -57,7 +57,7 @@ def test_unknown_model_lists_the_installed_names(tmp_path, models_dir):
     with _registry(tmp_path, models_dir) as registry:
         registry.load_all()
         with pytest.raises(NotFound, match="no model named 'nope': installed models are "
-                                           "tiny-classify, tiny-embed, tiny-negative"):
+                                           "tiny-classify, tiny-embed, tiny-faces, tiny-negative"):
             registry.get("nope")
 
 
@@ -68,7 +68,7 @@ def test_still_loading_is_unavailable(tmp_path, models_dir):
 
 
 def test_every_model_broken_is_not_ready(tmp_path, models_dir):
-    for name in ("tiny-classify", "tiny-embed", "tiny-negative"):
+    for name in ("tiny-classify", "tiny-embed", "tiny-faces", "tiny-negative"):
         (models_dir / name / "model.onnx").write_bytes(b"x")
     with _registry(tmp_path, models_dir) as registry:
         registry.load_all()

@@ -13,7 +13,7 @@ GEOMETRY = Geometry((200, 100), 1.0, 1.0)
 
 
 def test_registry_knows_the_tasks():
-    assert set(tasks.NAMES) == {"classify", "embed", "image-to-image"}
+    assert set(tasks.NAMES) == {"classify", "detect", "embed", "image-to-image"}
     with pytest.raises(KeyError, match="unknown task 'segment': known tasks are"):
         tasks.get("segment")
 

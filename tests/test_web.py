@@ -36,7 +36,7 @@ def page(models_dir, tmp_path):
 
 def test_cards_then_labels_for_a_dropped_image(page, tmp_path):
     page.wait_for_selector(".card[data-name='tiny-classify'][aria-checked='true']")
-    assert page.locator(".card").count() == 3
+    assert page.locator(".card").count() == 4
     meta = page.locator(".card[data-name='tiny-classify'] .meta").inner_text()
     assert "8×8" in meta and "Test Author" in meta and "CC0-1.0" in meta
     photo = tmp_path / "blue.jpg"
@@ -69,3 +69,18 @@ def test_errors_are_shown_in_words(page, tmp_path):
     page.set_input_files("#file", str(junk))
     alert = page.wait_for_selector("[role=alert]")
     assert "not an accepted image format" in alert.inner_text()
+
+
+def test_detections_drawn_over_the_photo(page, tmp_path):
+    photo = tmp_path / "white.png"
+    photo.write_bytes(image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
+    page.wait_for_selector(".card[data-name='tiny-faces']")
+    page.click(".card[data-name='tiny-faces']")
+    page.set_input_files("#file", str(photo))
+    canvas = page.wait_for_selector("#output-boxes")
+    assert canvas.get_attribute("aria-label") == "1 found"
+    page.wait_for_function("document.getElementById('output-boxes').width === 64")
+    # the box's left edge is drawn in the detector's orange at x = 16
+    pixel = page.evaluate("Array.from(document.getElementById('output-boxes')"
+                          ".getContext('2d').getImageData(16, 24, 1, 1).data)")
+    assert pixel[0] > 200 and pixel[2] < 100

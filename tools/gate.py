@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.tasks import classify, image_to_image
+from appliance.tasks import classify, detect, image_to_image
 from tools.errors import ConvertError
 
 # classify: on a small unlabeled held-out set, top-1 flips between near-tied classes are noise
@@ -24,7 +24,9 @@ DEFAULTS: dict[str, dict[str, float]] = {
                  "top5_overlap": 0.8},
     "embed": {"cosine_mean": 0.98, "cosine_min": 0.9},
     "image-to-image": {"psnr_db": 30.0},
+    "detect": {"box_f1": 0.9, "matched_iou": 0.75},  # COCO's strict match is 0.75
 }
+MATCH_IOU = 0.5
 
 
 @dataclass
@@ -54,10 +56,19 @@ def thresholds(task: str, overrides: Mapping[str, float] | None = None) -> dict[
     return gate
 
 
-def judge(task: str, reference: list[np.ndarray], candidate: list[np.ndarray],
-          output_spec: Mapping[str, Any], gate: Mapping[str, float]) -> Verdict:
-    """Compare the candidate's first outputs with the float model's, image by image."""
-    metrics = METRICS[task](reference, candidate, output_spec)
+def judge(task: str, reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]],
+          output_spec: Mapping[str, Any], gate: Mapping[str, float],
+          size: tuple[int, int] = (0, 0)) -> Verdict:
+    """Compare the candidate's outputs with the float model's, image by image.
+
+    Each item is one image's list of output tensors; `size` is the model's input (H, W),
+    which box decoding needs.
+    """
+    if task == "detect":
+        metrics = _detect(reference, candidate, output_spec, size)
+    else:
+        first = [r[0] for r in reference], [c[0] for c in candidate]
+        metrics = METRICS[task](*first, output_spec)
     failures = [f"{key} {metrics[key]:.4g} is below {limit:g}"
                 for key, limit in gate.items() if metrics[key] < limit]
     return Verdict(not failures, metrics, dict(gate), failures)
@@ -93,6 +104,44 @@ def _image(reference, candidate, spec) -> dict[str, float]:
         correlations.append(float(np.corrcoef(ref.ravel(), got.ravel())[0, 1])
                             if np.std(ref) > 0 and np.std(got) > 0 else 1.0)
     return {"psnr_db": float(np.mean(psnrs)), "correlation": float(np.mean(correlations))}
+
+
+def _detect(reference, candidate, spec, size) -> dict[str, float]:
+    matched = expected = found = 0
+    ious: list[float] = []
+    for ref, got in zip(reference, candidate, strict=True):
+        a, b = boxes(ref, spec, size), boxes(got, spec, size)
+        expected, found = expected + len(a), found + len(b)
+        for box_iou in match(a, b):
+            matched += 1
+            ious.append(box_iou)
+    recall = matched / expected if expected else 1.0
+    precision = matched / found if found else 1.0
+    f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+    return {"box_f1": f1, "matched_iou": float(np.mean(ious)) if ious else 1.0,
+            "boxes": float(expected)}
+
+
+def boxes(outputs: list[np.ndarray], spec: Mapping[str, Any], size) -> np.ndarray:
+    """Detections of one image as (N, 4) fractions of the input, as the box finds them."""
+    found = detect.find(outputs, spec, size, float(spec["score_threshold"]))
+    return np.array([box for box, _ in found]).reshape(-1, 4)
+
+
+def match(reference: np.ndarray, candidate: np.ndarray) -> list[float]:
+    """Greedy one-to-one matching at IoU >= 0.5; returns the matched pairs' IoUs."""
+    taken: set[int] = set()
+    found = []
+    for box in reference:
+        if len(candidate) == 0:
+            break
+        overlaps = detect.iou(box, candidate)
+        for j in np.argsort(-overlaps):
+            if int(j) not in taken and overlaps[j] >= MATCH_IOU:
+                taken.add(int(j))
+                found.append(float(overlaps[j]))
+                break
+    return found
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -71,3 +71,34 @@ if __name__ == "__main__":
     import sys
 
     write(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "calibration")
+
+
+def _faces(indices: range, background: str) -> list[tuple[str, bytes]]:
+    """LFW faces (scikit-image's lfw_subset, 25 px) enlarged onto a real photo's texture,
+    at several sizes and places, as a detector would meet them."""
+    from skimage import data
+
+    faces = data.lfw_subset()
+    ground = Image.fromarray(np.asarray(_array(background))).convert("RGB").resize((256, 256))
+    out = []
+    for n, index in enumerate(indices):
+        side = (96, 128, 160)[n % 3]
+        face = Image.fromarray((faces[index] * 255).astype(np.uint8)).convert("RGB")
+        canvas = ground.copy()
+        canvas.paste(face.resize((side, side), Image.BICUBIC),
+                     ((n * 37) % (256 - side), (n * 53) % (256 - side)))
+        buffer = io.BytesIO()
+        canvas.save(buffer, "JPEG", quality=92)
+        out.append((f"face-{index}.jpg", buffer.getvalue()))
+    return out
+
+
+def face_calibration() -> list[tuple[str, bytes]]:
+    """Calibration for face detectors: the usual photos, faces, and non-faces (LFW 100-199)."""
+    return calibration() + _faces(range(0, 40), "grass") + _faces(range(100, 116), "brick")
+
+
+def face_held_out() -> list[tuple[str, bytes]]:
+    """Held-out images with faces calibration never saw: the cameraman and other LFW faces."""
+    return _encoded("camera") + _faces(range(60, 84), "gravel") + \
+        _faces(range(170, 178), "gravel")

@@ -192,6 +192,29 @@ def rank_by_damage(graph: onnx.GraphProto, sqnr: dict[str, float]) -> list[tuple
     return [group for _, group in damage]
 
 
+MOVING = {"Reshape", "Concat", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
+def output_heads(graph: onnx.GraphProto) -> tuple[str, ...]:
+    """The nodes that compute the graph's outputs: the data-movement ops in front of each
+    output and the compute nodes feeding them (a detector's box and score convolutions).
+
+    Quantizing raw outputs is where task-level meaning is most fragile: a score logit whose
+    per-tensor range reaches -700 cannot keep the sign around 0 that decides a detection.
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+    heads: dict[str, None] = {}
+    frontier = [o.name for o in graph.output]
+    while frontier:
+        node = producers.get(frontier.pop())
+        if node is None or node.name in heads:
+            continue
+        heads[node.name] = None
+        if node.op_type in MOVING:
+            frontier += [i for i in node.input if i in producers]
+    return tuple(heads)
+
+
 def _finite(value) -> float:
     if value is None or value != value:  # missing or NaN: treat as destroyed
         return 0.0

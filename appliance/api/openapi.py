@@ -26,6 +26,9 @@ IMAGE_BODY = {
 INFER_PARAMS = [
     {"name": "top_k", "in": "query", "schema": {"type": "integer", "minimum": 1},
      "description": "classify: how many labels"},
+    {"name": "threshold", "in": "query", "schema": {"type": "number", "minimum": 0,
+                                                    "maximum": 1},
+     "description": "detect: the lowest score reported"},
     {"name": "format", "in": "query", "schema": {"type": "string",
                                                  "enum": ["png", "jpeg", "json"]},
      "description": "image-to-image: the image itself, or JSON with it in base64"},
@@ -105,6 +108,7 @@ def spec() -> dict[str, Any]:
                                           "predictions": {"type": "array"},
                                           "embedding": {"type": "array"},
                                           "dim": {"type": "integer"},
+                                          "detections": {"type": "array"},
                                           "image": {"type": "string"}}},
             },
         },

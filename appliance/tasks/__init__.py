@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from appliance.tasks import classify, embed, image_to_image
+from appliance.tasks import classify, detect, embed, image_to_image
 
 _TASKS: dict[str, ModuleType] = {
     "classify": classify,
+    "detect": detect,
     "embed": embed,
     "image-to-image": image_to_image,
 }

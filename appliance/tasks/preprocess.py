@@ -27,6 +27,16 @@ class Geometry:
     pad_y: float = 0.0
 
 
+def for_source(geometry: Geometry, full_size: tuple[int, int]) -> Geometry:
+    """The geometry against the full-size image when the decoder gave a reduced-scale one."""
+    if geometry.source_size == full_size:
+        return geometry
+    rx = geometry.source_size[0] / full_size[0]
+    ry = geometry.source_size[1] / full_size[1]
+    return Geometry(full_size, geometry.scale_x * rx, geometry.scale_y * ry, geometry.pad_x,
+                    geometry.pad_y)
+
+
 def decode_hint(spec: InputSpec) -> tuple[int, int]:
     """The smallest (width, height) the decoder must keep for this input."""
     height, width = spec.size

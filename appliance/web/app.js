@@ -99,6 +99,8 @@ function render(body) {
     output.append(el("img", { src, alt: `${body.model} result`, id: "output-image" }));
     output.append(el("a", { href: src, download: `${body.model}.png`, class: "download" },
       "Download"));
+  } else if (body.detections) {
+    output.append(boxes(body.detections));
   } else if (body.embedding) {
     output.append(el("p", {}, `A ${body.dim}-dimensional embedding:`));
     output.append(el("pre", {}, "[" + body.embedding.slice(0, 8).map((v) => v.toFixed(4))
@@ -108,6 +110,32 @@ function render(body) {
   $("timings").textContent = `${body.model} ${body.version} · decode ${t.decode} ms · `
     + `preprocess ${t.preprocess} ms · inference ${t.inference} ms · `
     + `postprocess ${t.postprocess} ms · ${body.attribution.author}, ${body.attribution.license}`;
+}
+
+function boxes(detections) {
+  // The input image with each box drawn over it, in the image's own pixels.
+  const canvas = el("canvas", { id: "output-boxes", "aria-label": `${detections.length} found` });
+  const image = $("input-preview");
+  const draw = () => {
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(image, 0, 0);
+    ctx.lineWidth = Math.max(2, canvas.width / 200);
+    ctx.font = `${Math.max(14, canvas.width / 30)}px system-ui, sans-serif`;
+    for (const d of detections) {
+      const [x0, y0, x1, y1] = d.box;
+      ctx.strokeStyle = "#f97316";
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.fillStyle = "#f97316";
+      ctx.fillText(`${d.label} ${(d.score * 100).toFixed(0)}%`, x0, Math.max(16, y0 - 6));
+    }
+  };
+  if (image.complete) draw(); else image.addEventListener("load", draw, { once: true });
+  const wrap = el("div");
+  wrap.append(canvas, el("p", { class: "muted" },
+    detections.length ? `${detections.length} found` : "Nothing found."));
+  return wrap;
 }
 
 function prediction(p) {
