@@ -26,7 +26,10 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":
+    # Run as a script, this folder would be first on sys.path and its modules could shadow
+    # installed packages (a `triton.py` here once hid the real triton from torch).
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from appliance import bundle as bundles
 from appliance import config, imaging, tasks

@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":
+    # Run as a script, this folder would be first on sys.path and its modules could shadow
+    # installed packages (a `triton.py` here once hid the real triton from torch).
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import numpy as np
 import onnx
@@ -36,7 +39,7 @@ from appliance import bundle as bundles
 from appliance import config, tasks
 from appliance.engine import check_signature, create_session
 from appliance.errors import ApplianceError
-from tools import calibration, gate, latency, modelcheck, quantization, report, triton
+from tools import calibration, gate, latency, modelcheck, quantization, report, triton_export
 from tools.errors import ConvertError
 from tools.ingest import ingest
 
@@ -306,7 +309,7 @@ class Converter:
                  "and restart the service, or try it here: "
                  f"appliance infer photo.jpg --model {name} --models-dir {result.path.parent}")
         if self.o.export_triton:
-            folder = triton.export(result, self.o.export_triton)
+            folder = triton_export.export(result, self.o.export_triton)
             self.say(f"Triton model repository written to {folder}")
 
 

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":
+    # Run as a script, this folder would be first on sys.path and its modules could shadow
+    # installed packages (a `triton.py` here once hid the real triton from torch).
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from appliance import bundle as bundles
 
@@ -156,7 +159,6 @@ def build_lite0_embed(build: Path) -> Built:
 
 def build_sketch(build: Path) -> Built:
     """sketch: HED edges rendered as dark lines on white."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from tools.hed import CAFFE_MEAN_BGR, HED, weights_path
 
     weights = weights_path()

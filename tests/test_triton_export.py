@@ -1,7 +1,7 @@
 import onnx
 
 from tests import models as tiny
-from tools import triton
+from tools import triton_export as triton
 
 
 def test_config_for_a_batching_model(tmp_path):
