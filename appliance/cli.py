@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="bind address (server.host)")
     serve.add_argument("--port", type=int, help="TCP port (server.port)")
+    serve.add_argument("--standalone", action="store_true", default=None,
+                       help="run the camera/screen/buttons loop too (standalone.enabled)")
 
     models = sub.add_parser("models", help="list the installed bundles and whether they check out")
     _common(models)
@@ -79,7 +81,8 @@ def _settings(args: argparse.Namespace):
 
     overrides = {"models.dir": args.models_dir,
                  "server.host": getattr(args, "host", None),
-                 "server.port": getattr(args, "port", None)}
+                 "server.port": getattr(args, "port", None),
+                 "standalone.enabled": getattr(args, "standalone", None)}
     return config.load(args.config, overrides=overrides)
 
 

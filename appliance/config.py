@@ -80,6 +80,55 @@ class Auth:
     infer_token: str = setting("", "optional inference token; empty: inference is open")
 
 
+NO_PIN = -1
+
+
+@dataclass
+class Standalone:
+    enabled: bool = setting(False, "run the camera -> model -> screen loop beside the API; "
+                            "flag --standalone")
+    capture_s: float = setting(8.0, "how long a captured result stays on screen")
+    idle_s: float = setting(60.0, "no change for this long: the attract screen")
+    gallery_dir: str = setting("", "where captures are saved; empty: STATE_DIR/gallery")
+    shutdown_command: str = setting("systemctl poweroff", "run when the shutdown buttons "
+                                    "are held")
+    hint: str = setting("Press the red button to keep your portrait",
+                        "the one line shown to visitors while idle")
+    max_fps: float = setting(15.0, "upper bound on frames per second of the loop")
+
+
+@dataclass
+class Camera:
+    kind: str = setting("none", "none, folder, push, picamera2 or v4l2")
+    path: str = setting("", "the folder (folder) or device (v4l2, e.g. /dev/video0)")
+    interval_s: float = setting(3.0, "folder: seconds each picture is shown")
+    width: int = setting(1280, "v4l2 and picamera2: capture width")
+    height: int = setting(720, "v4l2 and picamera2: capture height")
+
+
+@dataclass
+class Display:
+    kind: str = setting("none", "none, file, framebuffer, kiosk or luma")
+    path: str = setting("", "file: output folder; framebuffer: device (/dev/fb0); "
+                        "luma: driver:interface, e.g. ssd1306:i2c")
+    width: int = setting(1920, "file and kiosk: screen width in pixels")
+    height: int = setting(1080, "file and kiosk: screen height in pixels")
+    keep_frames: int = setting(100, "file: how many frames to keep on disk")
+
+
+@dataclass
+class Buttons:
+    next: int = setting(NO_PIN, "BCM pin of the next-model button; -1: none")
+    previous: int = setting(NO_PIN, "BCM pin of the previous-model button; -1: none")
+    capture: int = setting(NO_PIN, "BCM pin of the capture button; -1: none")
+    shutdown: int = setting(NO_PIN, "BCM pin of a dedicated shutdown button; -1: hold next "
+                            "and previous together instead")
+    led: int = setting(NO_PIN, "BCM pin of the status LED; -1: none")
+    bounce_ms: int = setting(30, "debounce time")
+    hold_s: float = setting(3.0, "hold capture this long to switch auto/manual")
+    shutdown_hold_s: float = setting(5.0, "hold the shutdown button(s) this long")
+
+
 @dataclass
 class Settings:
     server: Server = field(default_factory=Server)
@@ -87,6 +136,10 @@ class Settings:
     imaging: Imaging = field(default_factory=Imaging)
     state: State = field(default_factory=State)
     auth: Auth = field(default_factory=Auth)
+    standalone: Standalone = field(default_factory=Standalone)
+    camera: Camera = field(default_factory=Camera)
+    display: Display = field(default_factory=Display)
+    buttons: Buttons = field(default_factory=Buttons)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -242,7 +295,46 @@ def _check_ranges(settings: Settings) -> None:
         ("models.max_batch", settings.models.max_batch >= 1, "at least 1"),
         ("models.max_wait_ms", settings.models.max_wait_ms >= 0, "0 or more"),
         ("imaging.max_pixels", settings.imaging.max_pixels >= 1, "at least 1"),
+        ("standalone.max_fps", settings.standalone.max_fps > 0, "above 0"),
+        ("display.width", settings.display.width >= 16, "at least 16"),
+        ("display.height", settings.display.height >= 16, "at least 16"),
     ]
     for key, ok, rule in checks:
         if not ok:
             raise ConfigError(f"setting '{key}' must be {rule}")
+    _check_hardware(settings)
+
+
+CAMERAS = ("none", "folder", "push", "picamera2", "v4l2")
+DISPLAYS = ("none", "file", "framebuffer", "kiosk", "luma")
+
+
+def _check_hardware(settings: Settings) -> None:
+    if settings.camera.kind not in CAMERAS:
+        raise ConfigError(f"setting 'camera.kind': {settings.camera.kind!r} is not one of "
+                          f"{', '.join(CAMERAS)}")
+    if settings.display.kind not in DISPLAYS:
+        raise ConfigError(f"setting 'display.kind': {settings.display.kind!r} is not one of "
+                          f"{', '.join(DISPLAYS)}")
+    if settings.camera.kind in ("folder", "v4l2") and not settings.camera.path:
+        raise ConfigError(f"setting 'camera.path': camera {settings.camera.kind} needs a "
+                          "path (a folder of pictures, or a device like /dev/video0)")
+    if settings.display.kind in ("file", "framebuffer") and not settings.display.path:
+        raise ConfigError(f"setting 'display.path': display {settings.display.kind} needs a "
+                          "path (an output folder, or a device like /dev/fb0)")
+    _check_pins(settings.buttons)
+
+
+def _check_pins(buttons: Buttons) -> None:
+    seen: dict[int, str] = {}
+    for name in ("next", "previous", "capture", "shutdown", "led"):
+        pin = getattr(buttons, name)
+        if pin == NO_PIN:
+            continue
+        if not 0 <= pin <= 27:
+            raise ConfigError(f"setting 'buttons.{name}': BCM pin {pin} does not exist; "
+                              "use 0-27, or -1 for none")
+        if pin in seen:
+            raise ConfigError(f"setting 'buttons.{name}': pin {pin} is already used by "
+                              f"'buttons.{seen[pin]}'")
+        seen[pin] = name

@@ -6,9 +6,11 @@ Shared by the HTTP API and `appliance infer`, so both give the same answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from appliance import imaging, tasks
 from appliance.engine import Runner
@@ -32,9 +34,11 @@ class Answer:
                 "timing_ms": self.timing_ms}
 
 
-def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int) -> Answer:
+def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int,
+          on_image: Callable[[Image.Image], None] | None = None) -> Answer:
     """Run `runner`'s model on image bytes with the request's options.
 
+    `on_image` receives the decoded picture (the `push` camera uses it).
     Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input, Busy/Unavailable when
     the model cannot take it now.
     """
@@ -45,6 +49,24 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
     image, full_size = imaging.decode_sized(data, max_pixels,
                                             task.decode_hint(bundle.manifest.input))
     clock.lap("decode")
+    if on_image is not None:
+        on_image(image)
+    return _run(runner, task, image, full_size, opts, clock)
+
+
+def infer_image(runner: Runner, image: Image.Image,
+                query: Mapping[str, str] | None = None) -> Answer:
+    """Run `runner`'s model on a decoded RGB picture (a camera frame)."""
+    task = tasks.get(runner.bundle.manifest.task)
+    opts = task.options(query or {}, runner.bundle)
+    clock = _Clock()
+    clock.lap("decode")
+    return _run(runner, task, image, image.size, opts, clock)
+
+
+def _run(runner: Runner, task, image: Image.Image, full_size: tuple[int, int],
+         opts: dict[str, Any], clock: _Clock) -> Answer:
+    bundle = runner.bundle
     tensor, geometry = task.prepare(image, bundle.manifest.input)
     geometry = for_source(geometry, full_size)
     clock.lap("preprocess")

@@ -6,7 +6,9 @@ The HTTP API and (later) the standalone loop are both clients of one Services ob
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 from appliance.auth import Auth, admin_token
 from appliance.config import Settings
@@ -24,6 +26,14 @@ class Services:
     registry: Registry
     metrics: Metrics
     auth: Auth
+    push_camera: Any = None  # a PushCamera when camera.kind is push
+    screen: Any = None  # the KioskDisplay when display.kind is kiosk
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def push_frame(self, image) -> None:
+        """Hand an uploaded picture to the push camera, when there is one."""
+        if self.push_camera is not None:
+            self.push_camera.push(image)
 
     @classmethod
     def build(cls, settings: Settings, admin: str | None = None) -> Services:
@@ -42,6 +52,7 @@ class Services:
             self.registry.load_all()
 
     def close(self) -> None:
+        self.stopping.set()
         self.registry.close()
 
     def __enter__(self) -> Services:

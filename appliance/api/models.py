@@ -74,7 +74,7 @@ def _infer(get_runner, label: str):
         runner = get_runner()
         label = runner.bundle.name
         answer = pipeline.infer(runner, _image_bytes(), request.args,
-                                svc.settings.imaging.max_pixels)
+                                svc.settings.imaging.max_pixels, on_image=svc.push_frame)
         response = _respond(answer, runner.bundle.manifest.attribution)
         status = response.status_code
         return response

@@ -81,6 +81,17 @@ def spec() -> dict[str, Any]:
                                        "parameters": [NAME],
                                        "responses": {"200": {"description": "a file"},
                                                      **_errors(404)}}},
+            "/kiosk": {"get": {"summary": "full-screen page for the HDMI screen",
+                               "responses": {"200": {"description": "HTML", "content": {
+                                   "text/html": {"schema": {"type": "string"}}}}}}},
+            "/v1/events": {"get": {"summary": "Server-Sent Events: a `frame` event per new "
+                                              "kiosk screen", "responses": {
+                "200": {"description": "event stream", "content": {
+                    "text/event-stream": {"schema": {"type": "string"}}}},
+                **_errors(404)}}},
+            "/v1/kiosk/frame.jpg": {"get": {"summary": "the newest kiosk screen", "responses": {
+                "200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {
+                    "type": "string", "format": "binary"}}}}, **_errors(404)}}},
             "/v1/models": {"get": {"summary": "installed models",
                                    "responses": {"200": _json("models and the active one")}}},
             "/v1/models/{name}": {"get": {"summary": "one model", "parameters": [NAME],

@@ -1,0 +1,214 @@
+"""What the gallery screen shows, as pure functions of state: state in, PIL image out.
+
+Layout is by proportion and type is sized to the screen, so the same code serves a 240 px SPI
+panel and a 4K television, portrait or landscape. The font is the one Pillow ships (no
+download, the same on every box, so golden-image tests hold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+INK = (245, 245, 240)
+SHADE = (0, 0, 0, 150)
+ACCENT = (249, 115, 22)
+PAPER = (24, 24, 27)
+
+
+@dataclass(frozen=True)
+class Caption:
+    """The quiet strip: the model, its author, its licence. Artists' names are the work."""
+
+    model: str
+    author: str
+    license: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the owner needs to find and fix the box."""
+
+    address: str
+    name: str
+    port: int
+    model: str
+    author: str
+    license: str
+    mode: str = "auto"
+
+
+def font(size: float) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(max(8, round(size)))
+
+
+def unit(size: tuple[int, int]) -> float:
+    """One typographic unit: 1/20 of the shorter side."""
+    return min(size) / 20
+
+
+def fill(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The image cropped to fill the screen edge to edge (never letterboxed)."""
+    return ImageOps.fit(image.convert("RGB"), size, Image.BILINEAR)
+
+
+def result(size: tuple[int, int], frame: Image.Image, task: str, body: dict[str, Any],
+           output: Image.Image | None, caption: Caption, hint: str = "") -> Image.Image:
+    """The result screen for any task."""
+    if task == "image-to-image" and output is not None:
+        screen = fill(output, size)
+    elif task == "detect":
+        screen = _boxes(size, frame, body.get("detections", []))
+    else:
+        screen = fill(frame, size)
+    if task == "classify":
+        _labels(screen, body.get("predictions", [])[:3])
+    if task == "embed":
+        _banner(screen, f"{body.get('dim', 0)} numbers describe this picture")
+    _caption(screen, caption, hint)
+    return screen
+
+
+def attract(size: tuple[int, int], pictures: list[Image.Image], t: float,
+            caption: Caption | None, hint: str, seconds_each: float = 6.0) -> Image.Image:
+    """A slow cross-fade through recent captures (or one picture), with the hint."""
+    if not pictures:
+        screen = Image.new("RGB", size, PAPER)
+    else:
+        position = t / seconds_each
+        index = int(position) % len(pictures)
+        fade = min(1.0, (position % 1.0) * 4)  # a quarter of the time fading, then still
+        current = fill(pictures[index], size)
+        previous = fill(pictures[index - 1], size)
+        screen = Image.blend(previous, current, fade) if len(pictures) > 1 else current
+    _caption(screen, caption, hint)
+    return screen
+
+
+def status(size: tuple[int, int], info: Status) -> Image.Image:
+    """The status card: where the box is and what it runs."""
+    screen = Image.new("RGB", size, PAPER)
+    draw = ImageDraw.Draw(screen)
+    u = unit(size)
+    x, y = u * 1.5, u * 1.5
+    draw.text((x, y), "appliance", font=font(u * 1.6), fill=ACCENT)
+    y += u * 3
+    rows = [("Address", f"http://{info.address}:{info.port}/"),
+            ("Name", f"{info.name}.local"), ("Model", info.model),
+            ("Author", info.author), ("Licence", info.license), ("Mode", info.mode)]
+    for label, value in rows:
+        draw.text((x, y), label, font=font(u * 0.7), fill=(160, 160, 160))
+        draw.text((x, y + u * 0.9), _fit(draw, value, font(u), size[0] - 2 * x), font=font(u),
+                  fill=INK)
+        y += u * 2.3
+    return screen
+
+
+def error(size: tuple[int, int], what: str, action: str, info: Status | None) -> Image.Image:
+    """A calm full-screen card for the owner: what broke and the one thing to do."""
+    screen = Image.new("RGB", size, PAPER)
+    draw = ImageDraw.Draw(screen)
+    u = unit(size)
+    width = size[0] - 3 * u
+    y = size[1] * 0.3
+    for line in _wrap(draw, what, font(u * 1.3), width):
+        draw.text((u * 1.5, y), line, font=font(u * 1.3), fill=INK)
+        y += u * 1.7
+    y += u * 0.6
+    for line in _wrap(draw, action, font(u * 0.9), width):
+        draw.text((u * 1.5, y), line, font=font(u * 0.9), fill=ACCENT)
+        y += u * 1.2
+    if info is not None:
+        small = (f"http://{info.address}:{info.port}/  ·  {info.name}.local  ·  "
+                 f"model {info.model}")
+        draw.text((u * 1.5, size[1] - u * 1.5), _fit(draw, small, font(u * 0.6), width),
+                  font=font(u * 0.6), fill=(150, 150, 150))
+    return screen
+
+
+def _boxes(size, frame: Image.Image, detections: list[dict]) -> Image.Image:
+    screen = fill(frame, size)
+    scale = max(size[0] / frame.width, size[1] / frame.height)
+    dx = (frame.width * scale - size[0]) / 2
+    dy = (frame.height * scale - size[1]) / 2
+    draw = ImageDraw.Draw(screen)
+    stroke = max(2, round(unit(size) / 6))
+    for found in detections:
+        x0, y0, x1, y1 = (v * scale for v in found["box"])
+        draw.rounded_rectangle((x0 - dx, y0 - dy, x1 - dx, y1 - dy), radius=stroke * 3,
+                               outline=ACCENT, width=stroke)
+    return screen
+
+
+def _labels(screen: Image.Image, predictions: list[dict]) -> None:
+    u = unit(screen.size)
+    overlay = Image.new("RGBA", screen.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    x = u * 1.2
+    y = screen.size[1] - u * (3.2 + 2.6 * len(predictions))
+    bar_width = min(screen.size[0] - 2 * x, u * 16)
+    draw.rectangle((0, y - u, screen.size[0], screen.size[1]), fill=(0, 0, 0, 110))
+    for rank, prediction in enumerate(predictions):
+        size = u * (1.6 if rank == 0 else 1.0)
+        text = _fit(draw, prediction["label"], font(size), bar_width)
+        draw.text((x, y), text, font=font(size), fill=INK)
+        y += size * 1.25
+        score = max(0.0, min(1.0, float(prediction["score"])))
+        draw.rectangle((x, y, x + bar_width, y + u * 0.18), fill=(255, 255, 255, 60))
+        draw.rectangle((x, y, x + bar_width * score, y + u * 0.18), fill=ACCENT)
+        y += u * 0.9
+    screen.paste(Image.alpha_composite(screen.convert("RGBA"), overlay).convert("RGB"))
+
+
+def _banner(screen: Image.Image, text: str) -> None:
+    u = unit(screen.size)
+    draw = ImageDraw.Draw(screen)
+    draw.text((u * 1.2, u * 1.2), text, font=font(u * 1.1), fill=INK, stroke_width=2,
+              stroke_fill=(0, 0, 0))
+
+
+def _caption(screen: Image.Image, caption: Caption | None, hint: str) -> None:
+    u = unit(screen.size)
+    overlay = Image.new("RGBA", screen.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    height = u * 1.4
+    top = screen.size[1] - height
+    draw.rectangle((0, top, screen.size[0], screen.size[1]), fill=SHADE)
+    if caption is not None:
+        text = f"{caption.model}  ·  {caption.author}  ·  {caption.license}"
+        draw.text((u * 0.8, top + u * 0.35), _fit(draw, text, font(u * 0.6),
+                                                  screen.size[0] - 1.6 * u),
+                  font=font(u * 0.6), fill=(220, 220, 220))
+    if hint:
+        hint_font = font(u * 1.0)
+        lines = _wrap(draw, hint, hint_font, screen.size[0] - 2 * u)
+        y = u * 0.8
+        for line in lines:
+            width = draw.textlength(line, font=hint_font)
+            draw.text(((screen.size[0] - width) / 2, y), line, font=hint_font, fill=INK,
+                      stroke_width=max(1, round(u / 12)), stroke_fill=(0, 0, 0))
+            y += u * 1.3
+    screen.paste(Image.alpha_composite(screen.convert("RGBA"), overlay).convert("RGB"))
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, face, width: float) -> str:
+    """`text`, shortened with an ellipsis until it fits `width`."""
+    if draw.textlength(text, font=face) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=face) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, face, width: float) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and draw.textlength(candidate, font=face) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line] if line else lines
