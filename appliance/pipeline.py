@@ -35,10 +35,10 @@ class Answer:
 
 
 def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int,
-          on_image: Callable[[Image.Image], None] | None = None) -> Answer:
+          on_image: Callable[[bytes], None] | None = None) -> Answer:
     """Run `runner`'s model on image bytes with the request's options.
 
-    `on_image` receives the decoded picture (the `push` camera uses it).
+    `on_image` receives the bytes once they decoded as a picture (the `push` camera).
     Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input, Busy/Unavailable when
     the model cannot take it now.
     """
@@ -50,7 +50,7 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
                                             task.decode_hint(bundle.manifest.input))
     clock.lap("decode")
     if on_image is not None:
-        on_image(image)
+        on_image(data)
     return _run(runner, task, image, full_size, opts, clock)
 
 

@@ -77,7 +77,7 @@ def start_standalone(services, pin_factory=None) -> Gallery:
     if isinstance(display, KioskDisplay):
         services.screen = display
     if settings.camera.kind == "push":
-        services.push_camera = PushCamera()
+        services.push_camera = PushCamera(display.size)
     camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
     kiosk = Kiosk(services, camera, display)
     pins = [getattr(settings.buttons, n) for n in ("next", "previous", "capture", "shutdown",

@@ -30,10 +30,10 @@ class Services:
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def push_frame(self, image) -> None:
+    def push_frame(self, data: bytes) -> None:
         """Hand an uploaded picture to the push camera, when there is one."""
         if self.push_camera is not None:
-            self.push_camera.push(image)
+            self.push_camera.push(data)
 
     @classmethod
     def build(cls, settings: Settings, admin: str | None = None) -> Services:

@@ -155,6 +155,8 @@ class Kiosk:
         except CameraError as exc:
             self._fail(exc.message, "Check the camera, then press any button", now)
             return None
+        if self.error is not None:
+            self._seen = -1  # a camera opened again counts its frames from the start
         self.error = None
         self.backoff = 1.0
         if frame is None or frame[0] == self._seen:

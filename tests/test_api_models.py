@@ -154,3 +154,20 @@ def test_detect_boxes_in_the_uploaded_images_pixels(client):
     strict = client.post("/v1/models/tiny-faces/infer?threshold=1",
                          data=image_bytes((255, 255, 255), fmt="PNG"))
     assert strict.get_json()["detections"] == []
+
+
+def test_uploads_feed_the_push_camera(client, services):
+    from appliance.hardware.cameras import PushCamera
+
+    services.push_camera = PushCamera()
+    client.post("/v1/models/tiny-classify/infer", data=image_bytes((0, 255, 0), size=(30, 20)))
+    number, image = services.push_camera.read()
+    assert number == 1 and image.size == (30, 20)  # full size, not the model's draft
+
+
+def test_kiosk_routes_are_404_without_the_kiosk_display(client):
+    response = client.get("/v1/events")
+    assert response.status_code == 404
+    assert "set display.kind = \"kiosk\"" in response.get_json()["error"]["message"]
+    with client.get("/kiosk") as page:
+        assert page.status_code == 200 and b"EventSource" in page.data

@@ -84,3 +84,29 @@ def test_detections_drawn_over_the_photo(page, tmp_path):
     pixel = page.evaluate("Array.from(document.getElementById('output-boxes')"
                           ".getContext('2d').getImageData(16, 24, 1, 1).data)")
     assert pixel[0] > 200 and pixel[2] < 100
+
+
+def test_kiosk_page_updates_live(models_dir, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        (camera / f"{i}.png").write_bytes(image_bytes(colour, fmt="PNG"))
+    env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_STANDALONE_MAX_FPS": "5",
+           "APPLIANCE_CAMERA_KIND": "folder", "APPLIANCE_CAMERA_PATH": str(camera),
+           "APPLIANCE_CAMERA_INTERVAL_S": "0.3", "APPLIANCE_DISPLAY_KIND": "kiosk",
+           "APPLIANCE_DISPLAY_WIDTH": "480", "APPLIANCE_DISPLAY_HEIGHT": "270"}
+    with LiveServer(models_dir, tmp_path / "state", env=env) as live, \
+            sync_api.sync_playwright() as playwright:
+        live.wait_ready()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 480, "height": 270})
+        page.goto(live.url + "/kiosk")
+        page.wait_for_function("Number(document.getElementById('screen').dataset.sequence) > 0")
+        first = int(page.get_attribute("#screen", "data-sequence"))
+        page.wait_for_function(
+            f"Number(document.getElementById('screen').dataset.sequence) > {first + 2}")
+        page.wait_for_function("document.getElementById('screen').naturalWidth === 480")
+        browser.close()

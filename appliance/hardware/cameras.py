@@ -80,24 +80,41 @@ class FolderCamera:
 
 
 class PushCamera:
-    """The last image sent to the API becomes the frame (a phone or a script is the camera)."""
+    """The last image sent to the API becomes the frame (a phone or a script is the camera).
 
-    def __init__(self) -> None:
+    Uploads are kept as bytes and decoded here, in the loop's thread, at the screen's size:
+    the request path decodes only as much as its model needs.
+    """
+
+    def __init__(self, size: tuple[int, int] = (1920, 1080)) -> None:
+        self.size = size
         self._lock = threading.Lock()
+        self._data: tuple[int, bytes] | None = None
         self._frame: tuple[int, Image.Image] | None = None
 
-    def push(self, image: Image.Image) -> None:
+    def push(self, data: bytes) -> None:
         with self._lock:
-            number = self._frame[0] + 1 if self._frame else 1
-            self._frame = (number, image)
+            number = self._data[0] + 1 if self._data else 1
+            self._data = (number, data)
 
     def read(self) -> tuple[int, Image.Image] | None:
         with self._lock:
-            return self._frame
+            data = self._data
+        if data is None:
+            return None
+        if self._frame is None or self._frame[0] != data[0]:
+            try:
+                image = imaging.decode(data[1], 100_000_000, self.size)
+            except ApplianceError as exc:
+                raise CameraError(f"the pushed picture cannot be read: {exc.message}") \
+                    from None
+            self._frame = (data[0], image)
+        return self._frame
 
     def close(self) -> None:
         with self._lock:
-            self._frame = None
+            self._data = None
+        self._frame = None
 
 
 class V4L2Camera:
