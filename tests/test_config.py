@@ -99,3 +99,12 @@ def test_every_setting_is_documented_in_the_readme():
     for key, _kind, _default, help_text in config.describe():
         assert help_text, f"{key} has no help text"
         assert f"`{key}`" in readme, f"README.md does not document {key}"
+
+
+def test_hardware_names_and_paths_are_checked():
+    with pytest.raises(ConfigError, match="'camera.kind': 'webcam' is not one of none, folder"):
+        config.load(env={"APPLIANCE_CAMERA_KIND": "webcam"})
+    with pytest.raises(ConfigError, match="'display.path': display framebuffer needs a path"):
+        config.load(env={"APPLIANCE_DISPLAY_KIND": "framebuffer"})
+    with pytest.raises(ConfigError, match="'buttons.capture': BCM pin 40 does not exist"):
+        config.load(env={"APPLIANCE_BUTTONS_CAPTURE": "40"})

@@ -1,0 +1,134 @@
+"""Screenshots of every gallery screen at 1920x1080 and 480x800, from the file display and
+from /kiosk in headless Chromium, for docs/screens/ and the README.
+
+    python tools/screenshots.py [--out docs/screens] [--models-dir models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+
+from PIL import Image
+
+from appliance import config
+from appliance.hardware.cameras import FolderCamera
+from appliance.hardware.displays import FileDisplay
+from appliance.services import Services
+from appliance.standalone import Kiosk
+
+SIZES = ((1920, 1080), (480, 800))
+RESULTS = {"efficientnet-lite0": "chelsea", "sketch": "astronaut", "faces": "astronaut",
+           "lite0-embed": "coffee"}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def photo(name: str, folder: Path) -> Path:
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    path = folder / f"{name}.jpg"
+    Image.fromarray(getattr(data, name)()).convert("RGB").save(path, quality=95)
+    return folder
+
+
+def save(image: Image.Image, out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    image.convert("RGB").save(out / f"{name}.jpg", "JPEG", quality=80, optimize=True)
+
+
+def file_display_screens(services: Services, size: tuple[int, int], work: Path,
+                         out: Path) -> None:
+    """Each screen through the real loop and the file display."""
+    tag = f"{size[0]}x{size[1]}"
+    display = FileDisplay(str(work / f"screen-{tag}"), size, keep=3)
+    for model, picture in RESULTS.items():
+        services.registry.activate(model)
+        kiosk = Kiosk(services, FolderCamera(str(photo(picture, work / "camera")), 60), display)
+        kiosk.status_until = 0.0
+        save(kiosk.tick(), out, f"result-{model}-{tag}")
+        if model == "efficientnet-lite0":
+            save(screens_status(kiosk), out, f"status-{tag}")
+            kiosk.capture()
+            kiosk.frozen_until = 0.0
+            kiosk.last_change -= services.settings.standalone.idle_s + 1
+            kiosk.camera = FolderCamera(str(work / "camera"), 1e9)  # the same picture
+            kiosk._seen = 0
+            save(kiosk.tick(), out, f"attract-{tag}")
+    broken = Kiosk(services, FolderCamera(str(work / "unplugged"), 1), display)
+    broken.status_until = 0.0
+    save(broken.tick(), out, f"error-{tag}")
+
+
+def screens_status(kiosk: Kiosk) -> Image.Image:
+    kiosk.show_status()
+    screen = kiosk.tick()
+    kiosk.status_until = 0.0
+    return screen
+
+
+def kiosk_page_screens(models_dir: Path, work: Path, out: Path) -> None:
+    """/kiosk in headless Chromium, served by `appliance serve --standalone`."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.live import LiveServer
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    camera = photo("chelsea", work / "kiosk-camera")
+    for width, height in SIZES:
+        env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_CAMERA_KIND": "folder",
+               "APPLIANCE_CAMERA_PATH": str(camera), "APPLIANCE_DISPLAY_KIND": "kiosk",
+               "APPLIANCE_DISPLAY_WIDTH": str(width), "APPLIANCE_DISPLAY_HEIGHT": str(height),
+               "APPLIANCE_MODELS_ACTIVE": "efficientnet-lite0"}
+        with LiveServer(models_dir, work / f"state-{width}", env=env) as live, \
+                sync_playwright() as playwright:
+            live.wait_ready()
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(live.url + "/kiosk")
+            page.wait_for_function("Number(document.getElementById('screen').dataset.sequence)"
+                                   " > 0")
+            save_png = work / "kiosk.png"
+            page.screenshot(path=str(save_png))
+            save(Image.open(save_png), out, f"kiosk-status-{width}x{height}")
+            page.wait_for_timeout(9000)  # past the status card: the result
+            page.screenshot(path=str(save_png))
+            save(Image.open(save_png), out, f"kiosk-result-{width}x{height}")
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="docs/screens")
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        settings = config.load(env={}, overrides={"models.dir": args.models_dir,
+                                                  "state.dir": str(work / "state")})
+        with Services.build(settings, admin="screenshots") as services:
+            services.start(background=False)
+            for size in SIZES:
+                file_display_screens(services, size, work, out)
+        if not args.no_browser:
+            kiosk_page_screens(Path(args.models_dir).resolve(), work, out)
+    print(f"screenshots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
