@@ -170,7 +170,10 @@ class Registry:
         return sorted(entries, key=lambda e: e["name"])
 
     def close(self) -> None:
-        """Stop every runner (after the requests they already hold)."""
+        """Stop every runner (after the requests they already hold), after loading ends:
+        a process must not exit while onnxruntime is still creating a session."""
+        if self._thread is not None:
+            self._thread.join()
         for runner in self.runners().values():
             runner.close()
 

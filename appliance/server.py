@@ -32,10 +32,12 @@ def serve(settings: Settings, announce=print) -> None:
     server = create_server(app, **waitress_options(settings))
     stop = threading.Event()
     _install_signals(stop)
-    services.start(background=True)
-    gallery = start_standalone(services) if settings.standalone.enabled else None
-    announce(banner(settings, server.effective_port))
+    gallery = None
     try:
+        # The display first: one that cannot open stops the start before any model loads.
+        gallery = start_standalone(services) if settings.standalone.enabled else None
+        services.start(background=True)
+        announce(banner(settings, server.effective_port))
         _loop(server, stop)
         _drain(server)
     finally:

@@ -103,3 +103,19 @@ def test_waitress_options_cap_chunked_bodies():
     options = waitress_options(settings)
     assert options["max_request_body_size"] == 1024 * 1024 + 64 * 1024
     assert "efficientnet-lite0/infer" in banner(settings, 8080)
+
+
+def test_a_display_that_cannot_open_is_a_clear_error_at_start(models_dir, tmp_path):
+    import subprocess
+    import sys
+
+    sysfs_less = tmp_path / "fb9"
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "serve", "--standalone", "--host", "127.0.0.1",
+         "--port", "0", "--models-dir", str(models_dir)],
+        capture_output=True, text=True, timeout=60,
+        env={"APPLIANCE_STATE_DIR": str(tmp_path / "s"), "ORT_DISABLE_TELEMETRY": "1",
+             "APPLIANCE_DISPLAY_KIND": "framebuffer", "APPLIANCE_DISPLAY_PATH": str(sysfs_less)})
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("appliance: error: framebuffer ") and "is a screen attached" in last
