@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import photo_bytes
-from tests.live import LiveServer, get, post_image
+from tools.live_server import LiveServer, get, post_image
 
 pytestmark = pytest.mark.slow
 TRACE = ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg"]

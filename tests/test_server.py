@@ -10,7 +10,7 @@ import pytest
 from appliance import config
 from appliance.server import banner, waitress_options
 from tests.conftest import photo_bytes
-from tests.live import LiveServer, get, post_image
+from tools.live_server import LiveServer, get, post_image
 
 pytestmark = pytest.mark.slow
 

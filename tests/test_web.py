@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tests.conftest import image_bytes
-from tests.live import LiveServer
+from tools.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

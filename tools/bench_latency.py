@@ -18,7 +18,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ if __name__ == "__main__":
 from appliance import bundle as bundles
 from appliance import config, imaging, tasks
 from appliance.engine import create_session
+from tools.live_server import LiveServer
 
 
 def default_photo() -> bytes:
@@ -44,49 +44,6 @@ def default_photo() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(data.chelsea()).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
-
-
-class Server:
-    """`appliance serve` on 127.0.0.1, port chosen by the OS and read from its banner."""
-
-    def __init__(self, models_dir: Path) -> None:
-        self.state = tempfile.TemporaryDirectory()
-        env = {**os.environ, "APPLIANCE_STATE_DIR": self.state.name, "PYTHONUNBUFFERED": "1"}
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--models-dir", str(models_dir)], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=env)
-        self.port = self._port()
-        self.ready_s = self._wait_ready()
-
-    def _port(self) -> int:
-        for line in self.process.stdout:
-            found = re.search(r"bound to 127\.0\.0\.1:(\d+)", line)
-            if found:
-                return int(found.group(1))
-        raise RuntimeError("the server did not start")
-
-    def _wait_ready(self) -> float:
-        while time.monotonic() - self.started < 120:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return time.monotonic() - self.started
-            connection.close()
-            time.sleep(0.02)
-        raise TimeoutError("the server never became ready")
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self.process.stdout.close()
-        self.state.cleanup()
 
 
 def multipart(data: bytes) -> tuple[bytes, str]:
@@ -137,7 +94,10 @@ def measure(model_dir: Path, photo: bytes, rounds: int, per_round: int) -> dict:
     """Run the comparison; returns the figures as a dict."""
     bundle = bundles.read(model_dir)
     session = create_session(bundle.model_path, config.load(env={}).models)
-    server = Server(model_dir.parent)
+    state = tempfile.TemporaryDirectory()
+    server = LiveServer(model_dir.parent.resolve(), Path(state.name))
+    server.wait_ready(120)
+    ready_s = time.monotonic() - server.started
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         body, content_type = multipart(photo)
@@ -154,8 +114,9 @@ def measure(model_dir: Path, photo: bytes, rounds: int, per_round: int) -> dict:
         connection.close()
         rss = server.rss_mb()
     finally:
-        server.close()
-    return {"model": bundle.name, "image_bytes": len(photo), "ready_s": server.ready_s,
+        server.stop()
+        state.cleanup()
+    return {"model": bundle.name, "image_bytes": len(photo), "ready_s": ready_s,
             "server_rss_mb": rss, "cpu": cpu_name(), "cores": os.cpu_count(),
             "results": {name: {"p50_ms": statistics.median(s), "p95_ms": percentile(s, 0.95),
                                "n": len(s)} for name, s in runs.items()}}

@@ -83,7 +83,7 @@ def kiosk_page_screens(models_dir: Path, work: Path, out: Path) -> None:
     """/kiosk in headless Chromium, served by `appliance serve --standalone`."""
     from playwright.sync_api import sync_playwright
 
-    from tests.live import LiveServer
+    from tools.live_server import LiveServer
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     camera = photo("chelsea", work / "kiosk-camera")

@@ -1,4 +1,5 @@
-"""A real `appliance serve` process on a loopback port, and a tiny HTTP client for it."""
+"""A real `appliance serve` process on a loopback port, and a tiny HTTP client for it
+(used by the end-to-end tests and the benchmarks)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class LiveServer:
     def __init__(self, models_dir: Path, state_dir: Path, prefix: list[str] | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.prefixed = bool(prefix)
+        self.started = time.monotonic()
         command = [*(prefix or []), sys.executable, "-m", "appliance", "serve",
                    "--host", "127.0.0.1", "--port", "0", "--models-dir", str(models_dir)]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
@@ -53,6 +55,11 @@ class LiveServer:
             if "stop with Ctrl+C" in line:
                 self._banner_done.set()
         self._banner_done.set()
+
+    def rss_mb(self) -> float:
+        """The server's resident memory in MB (Linux)."""
+        status = Path(f"/proc/{self._server_pid()}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
     def wait_ready(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
