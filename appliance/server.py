@@ -86,6 +86,9 @@ def start_standalone(services, pin_factory=None) -> Gallery:
                                                   "led")]
     buttons = _buttons(settings, kiosk, pin_factory) if any(p != NO_PIN for p in pins) \
         else None
+    if buttons is not None:
+        kiosk.indicate = buttons.show
+        buttons.show("ready")
     kiosk.start()
     return Gallery(kiosk, buttons, display, camera)
 

@@ -44,6 +44,7 @@ class Kiosk:
         self.display = display
         self.clock = clock
         self.run_command = run_command
+        self.indicate: Callable[[str], None] = lambda state: None  # the status LED
         self.mode = "auto"
         self.frozen_until = 0.0
         self.status_until = clock() + 8.0  # the owner sees the address at start
@@ -157,6 +158,7 @@ class Kiosk:
             return None
         if self.error is not None:
             self._seen = -1  # a camera opened again counts its frames from the start
+            self.indicate("ready")
         self.error = None
         self.backoff = 1.0
         if frame is None or frame[0] == self._seen:
@@ -215,6 +217,7 @@ class Kiosk:
     def _fail(self, what: str, action: str, now: float) -> None:
         if self.error is None:
             log.error("standalone: %s", what)
+            self.indicate("error")
         self.error = (what, action)
         self.retry_at = now + self.backoff
         self.backoff = min(BACKOFF_MAX_S, self.backoff * 2)

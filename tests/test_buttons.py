@@ -102,3 +102,26 @@ def test_status_led(buttons, factory):
 def test_duplicate_pins_are_refused_by_the_settings():
     with pytest.raises(config.ConfigError, match="pin 17 is already used by 'buttons.next'"):
         config.load(env={"APPLIANCE_BUTTONS_NEXT": "17", "APPLIANCE_BUTTONS_CAPTURE": "17"})
+
+
+def test_buttons_switch_the_real_kiosk_and_light_the_led(services, factory, tmp_path):
+    from appliance.hardware.cameras import NoCamera
+    from appliance.hardware.displays import NoDisplay
+    from appliance.server import start_standalone
+
+    services.settings.buttons.next = 17
+    services.settings.buttons.previous = 27
+    services.settings.buttons.led = 5
+    services.settings.buttons.bounce_ms = 0
+    gallery = start_standalone(services, pin_factory=factory)
+    try:
+        assert isinstance(gallery.camera.opener(), NoCamera)
+        assert isinstance(gallery.display, NoDisplay)
+        assert _pin(factory, 5).state  # ready
+        _press(factory, 17)
+        _wait(lambda: services.registry.active == "tiny-embed")
+        _press(factory, 27)
+        _press(factory, 27)
+        _wait(lambda: services.registry.active == "tiny-negative")
+    finally:
+        gallery.close()

@@ -124,8 +124,7 @@ class V4L2Camera:
         try:
             import cv2
         except ImportError:
-            raise CameraError("camera v4l2 needs OpenCV: pip install "
-                              "'appliance[camera]' (opencv-python-headless)") from None
+            raise CameraError("camera v4l2 needs OpenCV: ") from None
         self.cv2 = cv2
         self.path = settings.path
         self.capture = cv2.VideoCapture(settings.path, cv2.CAP_V4L2)
