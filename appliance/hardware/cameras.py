@@ -124,7 +124,8 @@ class V4L2Camera:
         try:
             import cv2
         except ImportError:
-            raise CameraError("camera v4l2 needs OpenCV: ") from None
+            raise CameraError("camera v4l2 needs OpenCV: pip install 'appliance[camera]' "
+                              "(opencv-python-headless)") from None
         self.cv2 = cv2
         self.path = settings.path
         self.capture = cv2.VideoCapture(settings.path, cv2.CAP_V4L2)
