@@ -167,9 +167,8 @@ def _parse(data: Any, where: str) -> Manifest:
     except KeyError as exc:
         raise ValueError(f"{where}.task: {exc.args[0]}") from None
     spec = validate(top["input"], INPUT, f"{where}.input")
-    for key in ("std",):
-        if any(v == 0 for v in spec[key]):
-            raise ValueError(f"{where}.input.std: must not contain 0")
+    if any(v == 0 for v in spec["std"]):
+        raise ValueError(f"{where}.input.std: must not contain 0")
     if any(v <= 0 for v in spec["size"]):
         raise ValueError(f"{where}.input.size: both sides must be above 0")
     return Manifest(

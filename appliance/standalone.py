@@ -281,6 +281,61 @@ class Kiosk:
             else "-", license=caption.license if caption else "-", mode=self.mode)
 
 
+class Gallery:
+    """The standalone parts, closed in reverse order of opening."""
+
+    def __init__(self, kiosk, buttons, display, camera) -> None:
+        self.kiosk, self.buttons, self.display, self.camera = kiosk, buttons, display, camera
+
+    def close(self) -> None:
+        self.kiosk.stop()
+        if self.buttons is not None:
+            self.buttons.close()
+        self.display.close()
+        self.camera.close()
+
+
+def start_standalone(services, pin_factory=None) -> Gallery:
+    """Open the display (a failure is fatal: it names the device), the camera (a failure
+    shows on screen and is retried), the buttons, and start the loop.
+
+    Raises DisplayError, or ConfigError when buttons are set but no GPIO is available.
+    """
+    from appliance.config import NO_PIN
+    from appliance.hardware.cameras import PushCamera, RetryingCamera, open_camera
+    from appliance.hardware.displays import KioskDisplay, open_display
+
+    settings = services.settings
+    display = open_display(settings.display)
+    if isinstance(display, KioskDisplay):
+        services.screen = display
+    if settings.camera.kind == "push":
+        services.push_camera = PushCamera(display.size)
+    camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
+    kiosk = Kiosk(services, camera, display)
+    pins = [getattr(settings.buttons, n) for n in ("next", "previous", "capture", "shutdown",
+                                                  "led")]
+    buttons = _buttons(settings, kiosk, pin_factory) if any(p != NO_PIN for p in pins) \
+        else None
+    if buttons is not None:
+        kiosk.indicate = buttons.show
+        buttons.show("ready")
+    kiosk.start()
+    return Gallery(kiosk, buttons, display, camera)
+
+
+def _buttons(settings, kiosk, pin_factory):
+    from appliance.errors import ConfigError
+    from appliance.hardware.buttons import Buttons
+
+    try:
+        return Buttons(settings.buttons, kiosk, pin_factory)
+    except Exception as exc:  # gpiozero's BadPinFactory and friends
+        raise ConfigError(f"buttons are set but GPIO is not available ({exc}): on a Pi, "
+                          "install python3-lgpio; elsewhere set GPIOZERO_PIN_FACTORY=mock "
+                          "or unset the buttons.* pins") from None
+
+
 def local_address() -> str:
     """This box's first IPv4 address outside loopback, read from the interfaces (nothing is
     sent or connected); 127.0.0.1 when there is none."""

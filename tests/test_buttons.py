@@ -107,7 +107,7 @@ def test_duplicate_pins_are_refused_by_the_settings():
 def test_buttons_switch_the_real_kiosk_and_light_the_led(services, factory, tmp_path):
     from appliance.hardware.cameras import NoCamera
     from appliance.hardware.displays import NoDisplay
-    from appliance.server import start_standalone
+    from appliance.standalone import start_standalone
 
     services.settings.buttons.next = 17
     services.settings.buttons.previous = 27

@@ -39,6 +39,7 @@ from appliance import bundle as bundles
 from appliance import config, tasks
 from appliance.engine import check_signature, create_session
 from appliance.errors import ApplianceError
+from appliance.tasks.preprocess import Geometry
 from tools import calibration, gate, latency, modelcheck, quantization, report, triton_export
 from tools.errors import ConvertError
 from tools.ingest import ingest
@@ -177,8 +178,6 @@ class Converter:
         outputs = session.run(None, {spec.name: np.zeros(shape, np.float32)})
         module = tasks.get(probe.manifest.task)
         try:
-            from appliance.tasks.preprocess import Geometry
-
             module.postprocess(outputs, probe, Geometry((spec.size[1], spec.size[0]), 1, 1),
                                module.options({}, probe))
         except Exception as exc:
