@@ -107,6 +107,7 @@ class Runner:
         self.input_name, self.input_shape = check_signature(self.session, bundle)
         self.batching = bundle.manifest.input.dynamic_batch and settings.max_batch > 1
         self.last_progress = time.monotonic()
+        self.busy_since: float | None = None  # set while a job runs: a wedge shows here
         self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._closed = False
         self._worker = threading.Thread(target=self._serve, name=f"engine-{bundle.name}",
@@ -116,6 +117,11 @@ class Runner:
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
+
+    def stuck(self, now: float, limit: float) -> bool:
+        """True when one job has been running for more than `limit` seconds."""
+        started = self.busy_since
+        return started is not None and now - started > limit
 
     def warm_up(self) -> None:
         """Run the model once on zeros so the first real request is not slow."""
@@ -165,9 +171,11 @@ class Runner:
             job = self._queue.get()
             if job is _STOP:
                 return
+            self.busy_since = time.monotonic()
             jobs = self._gather(job) if self.batching else [job]
             self._execute(jobs)
             self.last_progress = time.monotonic()
+            self.busy_since = None
 
     def _gather(self, first: _Job) -> list[_Job]:
         jobs = [first]

@@ -34,20 +34,43 @@ def serve(settings: Settings, announce=print) -> None:
     stop = threading.Event()
     _install_signals(stop)
     gallery = None
+    watchdog = systemd_watchdog(services)
     try:
         # The display first: one that cannot open stops the start before any model loads.
         gallery = start_standalone(services) if settings.standalone.enabled else None
         services.start(background=True)
+        watchdog.start()
         announce(banner(settings, server.effective_port))
         _loop(server, stop)
+        watchdog.stop()
         _drain(server)
     finally:
+        watchdog.stop()
         if gallery is not None:
             gallery.close()
         server.task_dispatcher.shutdown(timeout=1)
         server.close()
         services.close()
         log.info("stopped")
+
+
+def systemd_watchdog(services):
+    """READY=1 when loading is over (even with every model broken: the box then stays up
+    with /readyz 503 rather than being restarted in a loop), STATUS, and WATCHDOG=1 only
+    while no model has been stuck on one job for longer than models.timeout_s."""
+    from appliance.sdnotify import Notifier, Watchdog, progressing
+
+    registry, metrics = services.registry, services.metrics
+    limit = services.settings.models.timeout_s
+
+    def status() -> str:
+        serving = len(registry.runners())
+        return (f"{serving} models serving, active {registry.active or 'none'}; "
+                f"{metrics.total_requests()} requests")
+
+    return Watchdog(Notifier(), ready=lambda: registry.loaded,
+                    progressing=lambda: progressing(registry.runners().values(), limit),
+                    status=status)
 
 
 def waitress_options(settings: Settings) -> dict:

@@ -174,3 +174,22 @@ def _wait_for(condition, timeout=5.0):
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.005)
+
+
+def test_a_wedged_job_shows_as_stuck(classify_bundle):
+    import time
+
+    settings = _settings()
+    gated = GatedSession(create_session(classify_bundle.model_path, settings))
+    gated.gate.clear()
+    with Runner(classify_bundle, settings, session=gated) as runner, \
+            ThreadPoolExecutor(1) as pool:
+        assert not runner.stuck(time.monotonic(), 0.0)
+        job = pool.submit(runner.run, _tensor([1, 0, 0]))
+        assert gated.started.wait(5)
+        now = time.monotonic()
+        assert runner.stuck(now + 2.0, 1.0) and not runner.stuck(now, 1.0)
+        gated.gate.set()
+        job.result()
+        _wait_for(lambda: runner.busy_since is None)
+        assert not runner.stuck(time.monotonic() + 100, 1.0)
