@@ -20,6 +20,7 @@ from typing import Any
 from appliance import tasks
 from appliance.errors import BundleError
 from appliance.schema import Field, list_of, one_of, positive, validate
+from appliance.storage import fsync_dir
 
 FORMAT = "appliance-bundle/1"
 MANIFEST = "manifest.json"
@@ -293,9 +294,16 @@ def _fill(folder: Path, manifest: dict[str, Any], model_file: str | os.PathLike,
 
 
 def _swap_in(staging: Path, dest: Path) -> None:
+    # Every file reaches the disk before the rename makes the bundle visible, and the
+    # renames reach it before the old copy goes: a power cut leaves one whole bundle.
+    for path in staging.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    fsync_dir(staging)
     old = dest.with_name(f".{dest.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
         dest.rename(old)
     staging.rename(dest)
+    fsync_dir(dest.parent)
     shutil.rmtree(old, ignore_errors=True)

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
+
+    doctor = sub.add_parser("doctor", help="check this machine for what serving needs, "
+                            "each finding with its fix")
+    _common(doctor)
     return parser
 
 
@@ -156,8 +160,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance import doctor
+
+    text, code = doctor.report(doctor.examine(_settings(args)))
+    print(text)
+    return code
+
+
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
-            "check-config": cmd_check_config}
+            "check-config": cmd_check_config, "doctor": cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())
