@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint models clean-models bench-latency help
+.PHONY: run test test-fast lint models clean-models bench-latency help install uninstall
 
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
@@ -48,3 +48,10 @@ bench-latency: models
 
 clean-models:
 	rm -rf $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)) $(MODELS_DIR)/.build
+
+# As a service: /opt/appliance, /etc/appliance, /var/lib/appliance, the systemd unit.
+install: models
+	DESTDIR="$(DESTDIR)" bash systemd/install.sh install
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PURGE="$(PURGE)" bash systemd/install.sh uninstall
