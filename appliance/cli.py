@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
 
+    discover = sub.add_parser("discover", help="list the boxes on the local network (mDNS)")
+    discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
+    discover.add_argument("--interfaces", default="all",
+                          help="all, or comma-separated IPv4 addresses to listen on")
+    discover.add_argument("--verbose", "-v", action="store_true", help="details")
+
     doctor = sub.add_parser("doctor", help="check this machine for what serving needs, "
                             "each finding with its fix")
     _common(doctor)
@@ -160,6 +166,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from appliance.discovery import discover
+
+    boxes = discover(args.timeout, args.interfaces)
+    if not boxes:
+        print(f"no box answered within {args.timeout:g} s (is discovery.enabled on, and this "
+              "machine on the same network?)")
+    for box in boxes:
+        print(f"{box.name:20} http://{box.address}:{box.port}{box.path}  {box.version:8} "
+              f"{box.models}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance import doctor
 
@@ -169,7 +188,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
-            "check-config": cmd_check_config, "doctor": cmd_doctor}
+            "check-config": cmd_check_config, "doctor": cmd_doctor,
+            "discover": cmd_discover}
 
 if __name__ == "__main__":
     sys.exit(main())

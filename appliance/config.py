@@ -84,6 +84,13 @@ NO_PIN = -1
 
 
 @dataclass
+class Discovery:
+    enabled: bool = setting(True, "announce the box with mDNS/DNS-SD (NAME.local)")
+    name: str = setting("", "the name announced; empty: the host name")
+    interfaces: str = setting("all", "all, or comma-separated IPv4 addresses to announce on")
+
+
+@dataclass
 class Standalone:
     enabled: bool = setting(False, "run the camera -> model -> screen loop beside the API; "
                             "flag --standalone")
@@ -140,6 +147,7 @@ class Settings:
     camera: Camera = field(default_factory=Camera)
     display: Display = field(default_factory=Display)
     buttons: Buttons = field(default_factory=Buttons)
+    discovery: Discovery = field(default_factory=Discovery)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))

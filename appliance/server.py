@@ -35,23 +35,67 @@ def serve(settings: Settings, announce=print) -> None:
     _install_signals(stop)
     gallery = None
     watchdog = systemd_watchdog(services)
+    announcer = Announcer(services, server.effective_port)
     try:
         # The display first: one that cannot open stops the start before any model loads.
         gallery = start_standalone(services) if settings.standalone.enabled else None
         services.start(background=True)
         watchdog.start()
+        announcer.start()
         announce(banner(settings, server.effective_port))
         _loop(server, stop)
         watchdog.stop()
         _drain(server)
     finally:
         watchdog.stop()
+        announcer.close()
         if gallery is not None:
             gallery.close()
         server.task_dispatcher.shutdown(timeout=1)
         server.close()
         services.close()
         log.info("stopped")
+
+
+class Announcer:
+    """mDNS announcement once the models are loaded (their names go in TXT); a network that
+    refuses multicast is logged, never fatal."""
+
+    def __init__(self, services, port: int) -> None:
+        self.services = services
+        self.port = int(port)  # waitress gives the bound port as text
+        self.advertiser = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.services.settings.discovery.enabled:
+            self._thread = threading.Thread(target=self._run, name="mdns", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        from appliance import __version__
+        from appliance.discovery import Advertiser
+
+        settings = self.services.settings.discovery
+        self.services.registry.wait_loaded()
+        try:
+            self.advertiser = Advertiser(name_of(self.services.settings), self.port,
+                                         __version__, settings.interfaces)
+            self.advertiser.start(sorted(self.services.registry.runners()))
+        except Exception as exc:  # zeroconf raises its own types; none may stop serving
+            log.warning("mDNS announcement failed (%s): the box serves, but is not listed "
+                        "as .local", exc)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.advertiser is not None:
+            self.advertiser.close()
+
+
+def name_of(settings: Settings) -> str:
+    """The mDNS name: discovery.name, or the host name's first label."""
+    return settings.discovery.name or socket.gethostname().split(".")[0]
 
 
 def systemd_watchdog(services):
@@ -90,7 +134,9 @@ def banner(settings: Settings, port: int) -> str:
     host = settings.server.host
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
-    return (f"appliance is serving on {url}/ (bound to {host}:{port})\n"
+    local = (f"  also: http://{name_of(settings)}.local:{port}/ (mDNS)\n"
+             if settings.discovery.enabled else "")
+    return (f"appliance is serving on {url}/ (bound to {host}:{port})\n{local}"
             f"  try:  curl -F image=@photo.jpg {url}/v1/models/efficientnet-lite0/infer\n"
             f"  models: {url}/v1/models   ready: {url}/readyz\n"
             f"  stop with Ctrl+C")

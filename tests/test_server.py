@@ -92,7 +92,8 @@ def test_bad_port_is_a_one_line_error(models_dir, tmp_path):
             [sys.executable, "-m", "appliance", "serve", "--host", "127.0.0.1", "--port",
              str(first.port), "--models-dir", str(models_dir)],
             capture_output=True, text=True, timeout=60,
-            env={"APPLIANCE_STATE_DIR": str(tmp_path / "b"), "ORT_DISABLE_TELEMETRY": "1"})
+            env={"APPLIANCE_STATE_DIR": str(tmp_path / "b"), "ORT_DISABLE_TELEMETRY": "1",
+                 "APPLIANCE_DISCOVERY_ENABLED": "false"})
         assert done.returncode == 1
         assert done.stderr.strip().splitlines()[-1].startswith("appliance: error:")
         assert "in use" in done.stderr
@@ -115,7 +116,8 @@ def test_a_display_that_cannot_open_is_a_clear_error_at_start(models_dir, tmp_pa
          "--port", "0", "--models-dir", str(models_dir)],
         capture_output=True, text=True, timeout=60,
         env={"APPLIANCE_STATE_DIR": str(tmp_path / "s"), "ORT_DISABLE_TELEMETRY": "1",
-             "APPLIANCE_DISPLAY_KIND": "framebuffer", "APPLIANCE_DISPLAY_PATH": str(sysfs_less)})
+             "APPLIANCE_DISCOVERY_ENABLED": "false", "APPLIANCE_DISPLAY_KIND": "framebuffer",
+             "APPLIANCE_DISPLAY_PATH": str(sysfs_less)})
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("appliance: error: framebuffer ") and "is a screen attached" in last

@@ -30,8 +30,10 @@ class LiveServer:
         command = [*(prefix or []), sys.executable, "-m", "appliance", "serve",
                    "--host", "127.0.0.1", "--port", "0", "--models-dir", str(models_dir)]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+        # mDNS off unless a test asks: nothing is announced beyond this machine.
         environ.update({"APPLIANCE_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
-                        "ORT_DISABLE_TELEMETRY": "1", **(env or {})})
+                        "ORT_DISABLE_TELEMETRY": "1", "APPLIANCE_DISCOVERY_ENABLED": "false",
+                        **(env or {})})
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=environ)
         self.output: list[str] = []
