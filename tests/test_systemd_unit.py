@@ -45,3 +45,13 @@ def test_the_unit_waits_for_ready_and_watches():
                  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
                  "Environment=ORT_DISABLE_TELEMETRY=1"):
         assert line in text
+
+
+def test_kiosk_unit_verifies(analyze, tmp_path):
+    unit = tmp_path / "appliance-kiosk.service"
+    shutil.copyfile(UNIT.parent / unit.name, unit)
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
+                          timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines()
+                if line.strip() and "/usr/bin/cage" not in line]
+    assert problems == [], "\n".join(problems)
