@@ -45,6 +45,7 @@ class Kiosk:
         self.clock = clock
         self.run_command = run_command
         self.indicate: Callable[[str], None] = lambda state: None  # the status LED
+        self._indicated = ""
         self.mode = "auto"
         self.frozen_until = 0.0
         self.status_until = clock() + 8.0  # the owner sees the address at start
@@ -135,8 +136,18 @@ class Kiosk:
             self.shown += 1
         return screen
 
+    def _light(self, state: str) -> None:
+        """The status LED: busy while models load, error on a fault, ready otherwise."""
+        if state != self._indicated:
+            self._indicated = state
+            self.indicate(state)
+
     def _next_screen(self) -> Image.Image | None:
         now = self.clock()
+        if not self.services.registry.loaded:
+            self._light("busy")
+        elif self.error is None:
+            self._light("ready")
         if now < self.status_until:
             return screens.status(self.display.size, self.status_info())
         if self.frozen_until > now:
@@ -158,7 +169,6 @@ class Kiosk:
             return None
         if self.error is not None:
             self._seen = -1  # a camera opened again counts its frames from the start
-            self.indicate("ready")
         self.error = None
         self.backoff = 1.0
         if frame is None or frame[0] == self._seen:
@@ -217,7 +227,7 @@ class Kiosk:
     def _fail(self, what: str, action: str, now: float) -> None:
         if self.error is None:
             log.error("standalone: %s", what)
-            self.indicate("error")
+            self._light("error")
         self.error = (what, action)
         self.retry_at = now + self.backoff
         self.backoff = min(BACKOFF_MAX_S, self.backoff * 2)
@@ -319,7 +329,6 @@ def start_standalone(services, pin_factory=None) -> Gallery:
         else None
     if buttons is not None:
         kiosk.indicate = buttons.show
-        buttons.show("ready")
     kiosk.start()
     return Gallery(kiosk, buttons, display, camera)
 

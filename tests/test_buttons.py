@@ -117,7 +117,7 @@ def test_buttons_switch_the_real_kiosk_and_light_the_led(services, factory, tmp_
     try:
         assert isinstance(gallery.camera.opener(), NoCamera)
         assert isinstance(gallery.display, NoDisplay)
-        assert _pin(factory, 5).state  # ready
+        _wait(lambda: _pin(factory, 5).state)  # ready once the loop runs
         _press(factory, 17)
         _wait(lambda: services.registry.active == "tiny-embed")
         _press(factory, 27)

@@ -155,3 +155,13 @@ def test_the_loop_thread_runs_and_stops(kiosk):
         time.sleep(0.01)
     kiosk.stop()
     assert kiosk.frames >= 1
+
+
+def test_the_status_led_follows_the_loop(kiosk, pictures):
+    states = []
+    kiosk.indicate = states.append
+    kiosk.tick()
+    shutil.rmtree(pictures)
+    kiosk.test_clock.now += 5
+    kiosk.tick()
+    assert states == ["ready", "error"]
