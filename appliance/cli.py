@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
 
+    install = sub.add_parser("install", help="install a bundle folder or .tar.gz into the "
+                             "models folder, checked as PUT checks it")
+    _common(install)
+    install.add_argument("bundle", help="a bundle folder or a .tar.gz of one")
+
     discover = sub.add_parser("discover", help="list the boxes on the local network (mDNS)")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
     discover.add_argument("--interfaces", default="all",
@@ -166,6 +171,39 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install(args: argparse.Namespace) -> int:
+    import shutil
+
+    from appliance import bundle as bundles
+    from appliance import install as installer
+    from appliance.registry import Registry
+
+    settings = _settings(args)
+    models_dir = Path(settings.models.dir)
+    source = Path(args.bundle)
+    staging = installer.new_staging(models_dir)
+    try:
+        if source.is_dir():
+            folder = staging / "unpacked"
+            shutil.copytree(source, folder, symlinks=True)
+            name = bundles.read(folder).name
+            installer.probe(folder)
+        else:
+            upload = staging / "upload.tar.gz"
+            shutil.copyfile(source, upload)
+            folder = installer.stage(models_dir, upload, None,
+                                     settings.models.max_install_mb << 20)
+            name = bundles.read(folder, verify=False).name
+        with Registry(settings) as registry:
+            runner, replaced = registry.install(folder, name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"{'replaced' if replaced else 'installed'} {name} "
+          f"({runner.bundle.manifest.task}, {runner.bundle.manifest.model['precision']}) in "
+          f"{models_dir}; a running box serves it after a restart, or PUT it over HTTP")
+    return 0
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from appliance.discovery import discover
 
@@ -189,7 +227,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
             "check-config": cmd_check_config, "doctor": cmd_doctor,
-            "discover": cmd_discover}
+            "discover": cmd_discover, "install": cmd_install}
 
 if __name__ == "__main__":
     sys.exit(main())

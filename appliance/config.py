@@ -63,6 +63,7 @@ class Models:
     max_batch: int = setting(1, "micro-batch size for models with a dynamic batch dimension")
     max_wait_ms: float = setting(2.0, "how long a micro-batch waits to fill")
     warmup: bool = setting(True, "run one inference at load so the first request is fast")
+    max_install_mb: int = setting(500, "largest bundle archive accepted by PUT, unpacked, in MB")
 
 
 @dataclass

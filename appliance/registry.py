@@ -8,7 +8,9 @@ at once and `/readyz` turns 200 when the models are warm.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ from appliance import bundle as bundles
 from appliance.config import Settings
 from appliance.engine import Runner
 from appliance.errors import ApplianceError, NotFound, Unavailable
-from appliance.storage import read_text, write_text_atomic
+from appliance.storage import fsync_dir, read_text, write_text_atomic
 
 log = logging.getLogger(__name__)
 ACTIVE_FILE = "active-model"
+LAST_GOOD = ".last-good"
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Registry:
         self._runners: dict[str, Runner] = {}
         self._failures: dict[str, Failure] = {}
         self._lock = threading.Lock()
+        self._install_lock = threading.Lock()
         self._loaded = threading.Event()
         self._active = settings.models.active
         self._thread: threading.Thread | None = None
@@ -55,13 +59,78 @@ class Registry:
         return self._loaded.wait(timeout)
 
     def load_all(self) -> None:
-        """Load and warm every bundle in the models directory, recording failures."""
+        """Load and warm every bundle in the models directory, recording failures.
+
+        First it cleans what an interrupted install left: the staging area, and a swap cut
+        between its two renames (the previous version is put back: old or new, never a mix).
+        """
+        self._recover()
         for folder in self._folders():
             self._load_one(folder)
         self._active = self._choose_active()
         self._loaded.set()
         log.info("models ready: %s; failed: %s", ", ".join(self._runners) or "none",
                  ", ".join(self._failures) or "none")
+
+    def _recover(self) -> None:
+        from appliance.install import clean_staging
+
+        if not self.models_dir.is_dir():
+            return
+        clean_staging(self.models_dir)
+        for kept in self.models_dir.glob(".*" + LAST_GOOD):
+            name = kept.name[1:-len(LAST_GOOD)]
+            if not (self.models_dir / name).exists():
+                kept.rename(self.models_dir / name)
+                log.warning("model %s: an install was interrupted; the previous version is "
+                            "back", name)
+
+    def install(self, folder: Path, name: str) -> tuple[Runner, bool]:
+        """Swap a checked bundle folder in as `name`; the previous version is kept as
+        .NAME.last-good until the next install. Returns the runner and whether it replaced
+        one. Raises BundleError/ModelLoadError, with the previous version still serving."""
+        with self._install_lock:
+            dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
+            replaced = dest.exists()
+            if replaced:
+                shutil.rmtree(kept, ignore_errors=True)
+                dest.rename(kept)
+            folder.rename(dest)
+            fsync_dir(self.models_dir)
+            try:
+                runner = self._open(dest)
+            except ApplianceError:
+                shutil.rmtree(dest, ignore_errors=True)
+                if replaced:
+                    kept.rename(dest)
+                raise
+            with self._lock:
+                old = self._runners.get(name)
+                self._runners[name] = runner
+                self._failures.pop(name, None)
+            if old is not None:
+                old.close()  # after the requests it already holds
+            if not self._active:
+                self._active = name
+            return runner, replaced
+
+    def remove(self, name: str) -> None:
+        """Stop serving `name` and delete its folder. Raises NotFound."""
+        with self._install_lock:
+            if name not in self.names():
+                raise NotFound(f"no model named {name!r}: installed models are "
+                               f"{', '.join(self.names()) or 'none'}")
+            with self._lock:
+                runner = self._runners.pop(name, None)
+                self._failures.pop(name, None)
+            if runner is not None:
+                runner.close()
+            trash = self.models_dir / f".{name}.removed.{uuid.uuid4().hex}"
+            (self.models_dir / name).rename(trash)
+            fsync_dir(self.models_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+            if self._active == name:
+                self._active = self._choose_active()
 
     def _folders(self) -> list[Path]:
         if not self.models_dir.is_dir():

@@ -129,7 +129,7 @@ def test_cli_builds_a_bundle_and_a_triton_repository(tmp_path, capsys):
                                               str(tmp_path / "triton"))]
     assert convert_cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "bundle in" in out and "scp -r" in out
+    assert "bundle in" in out and "curl -T net.tar.gz" in out
     assert bundles.read(tmp_path / "models" / "net").manifest.attribution["author"] == "Me"
     config_text = (tmp_path / "triton" / "net" / "config.pbtxt").read_text()
     assert 'backend: "onnxruntime"' in config_text and "dims: [ 3, 32, 32 ]" in config_text

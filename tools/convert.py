@@ -304,9 +304,9 @@ class Converter:
         name = result.name
         self.say(f"done in {seconds:.0f} s: {result.manifest.model['precision']} bundle in "
                  f"{result.path.resolve()} (report: {result.path.resolve() / 'REPORT.md'})")
-        self.say(f"install it on a box: scp -r {result.path} HOST:/var/lib/appliance/models/ "
-                 "and restart the service, or try it here: "
-                 f"appliance infer photo.jpg --model {name} --models-dir {result.path.parent}")
+        self.say(f"upload it: tar -czf {name}.tar.gz -C {result.path.parent} {name} && "
+                 f"curl -T {name}.tar.gz -H \"Authorization: Bearer $ADMIN_TOKEN\" "
+                 f"http://HOST:8080/v1/models/{name}")
         if self.o.export_triton:
             folder = triton_export.export(result, self.o.export_triton)
             self.say(f"Triton model repository written to {folder}")

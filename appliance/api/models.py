@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import time
 
 from flask import Blueprint, Response, jsonify, request
 
 from appliance import imaging, pipeline
+from appliance import install as installer
 from appliance.api.common import services
 from appliance.errors import ApplianceError, BadRequest
 from appliance.pipeline import Answer
@@ -51,6 +53,44 @@ def infer_active():
     """Run the active model on one image."""
     registry = services().registry
     return _infer(registry.get_active, registry.active or "none")
+
+
+@bp.put("/models/<name>")
+def install(name: str):
+    """Admin: install or replace bundle `name` from a .tar.gz body."""
+    svc = services()
+    svc.auth.require_admin(request.headers.get("Authorization"))
+    _check_name(name)
+    cap = svc.settings.models.max_install_mb << 20
+    request.max_content_length = cap
+    models_dir = svc.registry.models_dir
+    staging = installer.new_staging(models_dir)
+    try:
+        upload = staging / "upload.tar.gz"
+        installer.receive(request.stream, upload, cap)
+        folder = installer.stage(models_dir, upload, name, cap)
+        runner, replaced = svc.registry.install(folder, name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    body = dict(runner.bundle.summary(), status="ready", replaced=replaced)
+    return jsonify(body), (200 if replaced else 201)
+
+
+@bp.delete("/models/<name>")
+def remove(name: str):
+    """Admin: stop serving bundle `name` and delete it."""
+    svc = services()
+    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc.registry.remove(name)
+    return jsonify({"removed": name})
+
+
+def _check_name(name: str) -> None:
+    from appliance.bundle import NAME_PATTERN
+
+    if not NAME_PATTERN.match(name):
+        raise BadRequest(f"{name!r} is not a bundle name: 1-64 characters of a-z, 0-9, "
+                         "'.', '_' or '-'")
 
 
 @bp.post("/models/<name>/activate")

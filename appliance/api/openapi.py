@@ -38,6 +38,7 @@ INFER_PARAMS = [
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token", 403: "token lacks the scope",
             404: "no such model", 413: "body or image too large", 415: "not an accepted image",
+            422: "the bundle cannot be served; the message says why",
             503: "busy or not serving; see Retry-After"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}}
             for c in codes}
@@ -94,9 +95,19 @@ def spec() -> dict[str, Any]:
                     "type": "string", "format": "binary"}}}}, **_errors(404)}}},
             "/v1/models": {"get": {"summary": "installed models",
                                    "responses": {"200": _json("models and the active one")}}},
-            "/v1/models/{name}": {"get": {"summary": "one model", "parameters": [NAME],
-                                          "responses": {"200": _json("summary and stats"),
-                                                        **_errors(404, 503)}}},
+            "/v1/models/{name}": {
+                "get": {"summary": "one model", "parameters": [NAME],
+                        "responses": {"200": _json("summary and stats"), **_errors(404, 503)}},
+                "put": {"summary": "admin: install or replace a bundle (.tar.gz body)",
+                        "parameters": [NAME], "security": [{"bearer": []}],
+                        "requestBody": {"required": True, "content": {
+                            "application/gzip": {"schema": {"type": "string",
+                                                            "format": "binary"}}}},
+                        "responses": {"200": _json("replaced"), "201": _json("installed"),
+                                      **_errors(400, 401, 403, 413, 422)}},
+                "delete": {"summary": "admin: remove a bundle", "parameters": [NAME],
+                           "security": [{"bearer": []}],
+                           "responses": {"200": _json("removed"), **_errors(401, 403, 404)}}},
             "/v1/models/{name}/infer": _infer_op("run a model on one image", True),
             "/v1/infer": _infer_op("run the active model on one image", False),
             "/v1/models/{name}/activate": {"post": {

@@ -1,0 +1,165 @@
+"""Installing a bundle from an archive, as the owner asked: stream to staging with a size
+cap, extract with every member checked by this code (never `tarfile.extractall`), validate
+the manifest and sha256, create the first session in a separate process with memory and
+time limits, then swap it in atomically, keeping the previous version as last-known-good.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import posixpath
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from appliance import bundle as bundles
+from appliance.errors import BadRequest, BundleError, PayloadTooLarge
+
+STAGING = ".staging"
+MAX_FILES = 32
+CHUNK = 1 << 20
+LIBRARIES = (".so", ".dll", ".dylib", ".pyd")
+PROBE_MEMORY = 2 << 30
+PROBE_SECONDS = 120
+
+
+def staging_root(models_dir: Path) -> Path:
+    return models_dir / STAGING
+
+
+def clean_staging(models_dir: Path) -> None:
+    """Remove whatever an interrupted install left (kill -9 mid-upload)."""
+    shutil.rmtree(staging_root(models_dir), ignore_errors=True)
+
+
+def receive(stream: BinaryIO, dest: Path, cap: int) -> int:
+    """Copy an upload to `dest`, refusing it past `cap` bytes. Raises PayloadTooLarge."""
+    total = 0
+    with open(dest, "wb") as out:
+        while chunk := stream.read(CHUNK):
+            total += len(chunk)
+            if total > cap:
+                raise PayloadTooLarge(f"the archive is over {cap // (1 << 20)} MB, the "
+                                      "install limit (models.max_install_mb)")
+            out.write(chunk)
+    if total == 0:
+        raise BadRequest("the request has no body: send the bundle as a .tar.gz "
+                         "(curl -T bundle.tar.gz ...)")
+    return total
+
+
+def extract(archive: Path, dest: Path, max_bytes: int) -> Path:
+    """Unpack a .tar.gz bundle into `dest`; returns the folder holding manifest.json.
+
+    Raises BadRequest (a member that is a link, a device, a path out of the folder, or not
+    a gzip tar at all) or PayloadTooLarge (past the size or file-count cap).
+    """
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            _unpack(tar, dest, max_bytes)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise BadRequest(f"the upload is not a readable .tar.gz bundle ({exc}): pack it with "
+                         "tar -czf NAME.tar.gz -C models NAME") from None
+    return _bundle_folder(dest)
+
+
+def _unpack(tar: tarfile.TarFile, dest: Path, max_bytes: int) -> None:
+    written = files = 0
+    for member in tar:
+        path = _safe_path(member)
+        files += 1
+        if files > MAX_FILES:
+            raise PayloadTooLarge(f"the archive has more than {MAX_FILES} files; a bundle is a "
+                                  "handful")
+        if member.isdir():
+            (dest / path).mkdir(parents=True, exist_ok=True)
+            continue
+        written = _write_member(tar, member, dest / path, written, max_bytes)
+
+
+def _safe_path(member: tarfile.TarInfo) -> str:
+    name = member.name
+    if not (member.isfile() or member.isdir()):
+        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
+                else "a device node" if member.ischr() or member.isblk() else "a special file")
+        raise BadRequest(f"archive member {name!r} is {kind}; a bundle holds plain files only")
+    normal = posixpath.normpath(name)
+    if name.startswith("/") or normal.startswith("..") or "\\" in name or normal == "..":
+        raise BadRequest(f"archive member {name!r} points outside the bundle")
+    if normal.lower().endswith(LIBRARIES):
+        raise BundleError(f"archive member {name!r} is a shared library: the box never loads "
+                          "code from a bundle")
+    return "" if normal == "." else normal
+
+
+def _write_member(tar, member, target: Path, written: int, max_bytes: int) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    with open(target, "wb") as out:
+        while chunk := source.read(CHUNK):
+            written += len(chunk)  # counted as read, so a lying header cannot help a bomb
+            if written > max_bytes:
+                raise PayloadTooLarge(f"the archive unpacks to more than "
+                                      f"{max_bytes // (1 << 20)} MB, the install limit")
+            if chunk.startswith(b"\x7fELF"):
+                raise BundleError(f"archive member {member.name!r} is a program or shared "
+                                  "library: the box never loads code from a bundle")
+            out.write(chunk)
+    return written
+
+
+def _bundle_folder(root: Path) -> Path:
+    if (root / bundles.MANIFEST).is_file():
+        return root
+    inner = [p for p in root.iterdir() if p.is_dir()]
+    if len(inner) == 1 and (inner[0] / bundles.MANIFEST).is_file():
+        return inner[0]
+    raise BadRequest("the archive holds no manifest.json at its top or in one folder")
+
+
+def probe(folder: Path, seconds: float = PROBE_SECONDS, memory: int = PROBE_MEMORY) -> None:
+    """Load and warm the model in a child process with memory and time limits.
+
+    Raises BundleError (422) with the child's reason, or saying how it died.
+    """
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    try:
+        done = subprocess.run([sys.executable, "-m", "appliance.probe", str(folder)],
+                              capture_output=True, text=True, timeout=seconds,
+                              preexec_fn=limits, env={**os.environ,
+                                                      "ORT_DISABLE_TELEMETRY": "1"})
+    except subprocess.TimeoutExpired:
+        raise BundleError(f"the model did not load and warm up within {seconds:g} s") from None
+    if done.returncode == 0:
+        return
+    reason = (done.stdout.strip().splitlines() or ["no reason given"])[-1]
+    if done.returncode < 0:
+        reason = f"onnxruntime crashed loading it (signal {-done.returncode})"
+    raise BundleError(f"the model cannot be served: {reason}")
+
+
+def stage(models_dir: Path, upload: Path, name: str | None, max_bytes: int) -> Path:
+    """Extract and check an uploaded archive beside it; returns the bundle folder (named
+    `name` when given). The caller removes the staging folder afterwards."""
+    folder = extract(upload, upload.parent / "unpacked", max_bytes)
+    found = bundles.read(folder)
+    if name is not None and found.name != name:
+        raise BundleError(f"the bundle's manifest names it {found.name!r}, not {name!r}: "
+                          f"PUT it to /v1/models/{found.name}")
+    probe(folder)
+    return folder
+
+
+def new_staging(models_dir: Path) -> Path:
+    folder = staging_root(models_dir) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder
