@@ -79,6 +79,9 @@ class State:
 @dataclass
 class Auth:
     infer_token: str = setting("", "optional inference token; empty: inference is open")
+    rate_per_minute: int = setting(1200, "inference requests a minute per client address; "
+                                   "0: no limit")
+    burst: int = setting(60, "requests a client may send at once before the rate applies")
 
 
 NO_PIN = -1

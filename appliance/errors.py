@@ -86,6 +86,20 @@ class Forbidden(ApplianceError, PermissionError):
     code = "forbidden"
 
 
+class TooManyRequests(ApplianceError, RuntimeError):
+    """This client sent more than its share; it should wait the Retry-After seconds."""
+
+    status = 429
+    code = "too_many_requests"
+
+
+class InsufficientStorage(ApplianceError, OSError):
+    """The disk is full: nothing was installed, the previous version still serves."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 class Busy(ApplianceError, RuntimeError):
     """The model's queue is full; the client should retry after a moment."""
 

@@ -26,6 +26,7 @@ class Services:
     registry: Registry
     metrics: Metrics
     auth: Auth
+    limiter: Any = None  # the per-client RateLimiter
     push_camera: Any = None  # a PushCamera when camera.kind is push
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -41,8 +42,12 @@ class Services:
         registry = Registry(settings)
         metrics = Metrics()
         metrics.add_gauges(lambda: _gauges(registry))
+        from appliance.ratelimit import RateLimiter
+
         token = admin if admin is not None else admin_token(settings.state.dir)
-        return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token))
+        limiter = RateLimiter(settings.auth.rate_per_minute, settings.auth.burst)
+        return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
+                   limiter=limiter)
 
     def start(self, background: bool = True) -> None:
         """Load the models, in a background thread unless `background` is False."""

@@ -205,3 +205,42 @@ def test_cli_install_from_a_folder_and_an_archive(tmp_path, models_dir, capsys):
     bad.write_bytes(_tar([_file("../x", b"1")]))
     assert cli.main(["install", str(bad), "--models-dir", str(models_dir)]) == 2
     assert "points outside the bundle" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs the test mounts (root only); skipped with the reason elsewhere."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_row23_disk_full_is_507_and_the_old_model_serves(small_disk, tmp_path):
+    from appliance.api import create_app
+    from appliance.services import Services
+
+    models = small_disk / "models"
+    tiny.write_bundle(models, "tiny-classify")
+    settings = config.load(env={}, overrides={"models.dir": str(models),
+                                              "state.dir": str(tmp_path / "state")})
+    with Services.build(settings, admin=ADMIN) as services:
+        services.start(background=False)
+        client = create_app(settings, services).test_client()
+        big = tiny.write_bundle(tmp_path / "src", "tiny-classify",
+                                model=tiny.slow_classify_model(matmuls=1, side=600))
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(big.path, arcname="tiny-classify")
+        response = _put(client, "tiny-classify", buffer.getvalue())
+        assert response.status_code == 507, response.get_json()
+        assert "disk holding" in response.get_json()["error"]["message"]
+        assert client.post("/v1/models/tiny-classify/infer",
+                           data=image_bytes()).status_code == 200
+        assert list((models / ".staging").iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import shutil
 import time
 
@@ -11,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from appliance import imaging, pipeline
 from appliance import install as installer
 from appliance.api.common import services
-from appliance.errors import ApplianceError, BadRequest
+from appliance.errors import ApplianceError, BadRequest, InsufficientStorage
 from appliance.pipeline import Answer
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
@@ -64,14 +65,22 @@ def install(name: str):
     cap = svc.settings.models.max_install_mb << 20
     request.max_content_length = cap
     models_dir = svc.registry.models_dir
-    staging = installer.new_staging(models_dir)
+    staging = None
     try:
+        staging = installer.new_staging(models_dir)
         upload = staging / "upload.tar.gz"
         installer.receive(request.stream, upload, cap)
         folder = installer.stage(models_dir, upload, name, cap)
         runner, replaced = svc.registry.install(folder, name)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise InsufficientStorage(f"the disk holding {models_dir} is full: nothing was "
+                                  "installed and the previous version still serves; free "
+                                  "some space and try again") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     body = dict(runner.bundle.summary(), status="ready", replaced=replaced)
     return jsonify(body), (200 if replaced else 201)
 
@@ -111,6 +120,7 @@ def _infer(get_runner, label: str):
     status = 500
     try:
         svc.auth.require_infer(request.headers.get("Authorization"))
+        svc.limiter.take(request.remote_addr or "unknown")
         runner = get_runner()
         label = runner.bundle.name
         answer = pipeline.infer(runner, _image_bytes(), request.args,

@@ -39,6 +39,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token", 403: "token lacks the scope",
             404: "no such model", 413: "body or image too large", 415: "not an accepted image",
             422: "the bundle cannot be served; the message says why",
+            429: "too many requests from this client; see Retry-After",
+            507: "the disk is full; nothing was installed",
             503: "busy or not serving; see Retry-After"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}}
             for c in codes}
@@ -56,7 +58,7 @@ def _infer_op(summary: str, with_name: bool) -> dict[str, Any]:
                       "image/png": {"schema": {"type": "string", "format": "binary"}},
                       "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
     return {"post": {"summary": summary, "parameters": params, "requestBody": IMAGE_BODY,
-                     "responses": {"200": ok, **_errors(400, 401, 404, 413, 415, 503)}}}
+                     "responses": {"200": ok, **_errors(400, 401, 404, 413, 415, 429, 503)}}}
 
 
 def spec() -> dict[str, Any]:
@@ -104,7 +106,7 @@ def spec() -> dict[str, Any]:
                             "application/gzip": {"schema": {"type": "string",
                                                             "format": "binary"}}}},
                         "responses": {"200": _json("replaced"), "201": _json("installed"),
-                                      **_errors(400, 401, 403, 413, 422)}},
+                                      **_errors(400, 401, 403, 413, 422, 507)}},
                 "delete": {"summary": "admin: remove a bundle", "parameters": [NAME],
                            "security": [{"bearer": []}],
                            "responses": {"200": _json("removed"), **_errors(401, 403, 404)}}},
