@@ -78,10 +78,14 @@ def _unpack(tar: tarfile.TarFile, dest: Path, max_bytes: int) -> None:
         if files > MAX_FILES:
             raise PayloadTooLarge(f"the archive has more than {MAX_FILES} files; a bundle is a "
                                   "handful")
-        if member.isdir():
-            (dest / path).mkdir(parents=True, exist_ok=True)
-            continue
-        written = _write_member(tar, member, dest / path, written, max_bytes)
+        try:
+            if member.isdir():
+                (dest / path).mkdir(parents=True, exist_ok=True)
+                continue
+            written = _write_member(tar, member, dest / path, written, max_bytes)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            raise BadRequest(f"archive member {member.name!r} clashes with another member "
+                             "(a file and a folder of the same name)") from None
 
 
 def _safe_path(member: tarfile.TarInfo) -> str:
@@ -96,6 +100,8 @@ def _safe_path(member: tarfile.TarInfo) -> str:
     if normal.lower().endswith(LIBRARIES):
         raise BundleError(f"archive member {name!r} is a shared library: the box never loads "
                           "code from a bundle")
+    if normal == "." and member.isfile():
+        raise BadRequest(f"archive member {name!r} is a file without a name")
     return "" if normal == "." else normal
 
 

@@ -31,6 +31,7 @@ def serve(settings: Settings, announce=print) -> None:
     services = Services.build(settings)
     app = create_app(settings, services)
     server = create_server(app, **waitress_options(settings))
+    services.backlog = lambda: len(server.task_dispatcher.queue)
     stop = threading.Event()
     _install_signals(stop)
     gallery = None

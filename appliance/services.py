@@ -30,6 +30,8 @@ class Services:
     push_camera: Any = None  # a PushCamera when camera.kind is push
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
+    backlog: Any = field(default=lambda: 0)
 
     def push_frame(self, data: bytes) -> None:
         """Hand an uploaded picture to the push camera, when there is one."""

@@ -244,3 +244,13 @@ def test_row23_disk_full_is_507_and_the_old_model_serves(small_disk, tmp_path):
         assert client.post("/v1/models/tiny-classify/infer",
                            data=image_bytes()).status_code == 200
         assert list((models / ".staging").iterdir()) == []
+
+
+def test_members_that_clash_or_have_no_name_are_400(client):
+    nameless = _put(client, "x", _tar([_file(".", b"1")]))
+    assert nameless.status_code == 400 and "without a name" in nameless.get_json()["error"][
+        "message"]
+    folder = tarfile.TarInfo("a/b")
+    folder.type = tarfile.DIRTYPE
+    clash = _put(client, "x", _tar([(folder, None), _file("a/b", b"1")]))
+    assert clash.status_code == 400 and "clashes" in clash.get_json()["error"]["message"]

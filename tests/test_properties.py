@@ -1,6 +1,7 @@
 """Property tests with a bounded budget: the manifest parser, the archive checker and the
 image decoder only ever fail with the box's own errors, and nothing is written outside."""
 
+import contextlib
 import io
 import tarfile
 
@@ -24,20 +25,16 @@ VALID = tiny.manifest("prop", "classify")
 @BUDGET
 @given(JSON)
 def test_any_json_is_parsed_or_refused_as_a_bundle_error(data):
-    try:
+    with contextlib.suppress(bundle.BundleError):
         bundle.parse_manifest(data)
-    except bundle.BundleError:
-        pass
 
 
 @BUDGET
 @given(st.sampled_from(sorted(VALID)), JSON)
 def test_a_valid_manifest_with_one_field_replaced(field, value):
     data = {**VALID, field: value}
-    try:
+    with contextlib.suppress(bundle.BundleError):
         bundle.parse_manifest(data)
-    except bundle.BundleError:
-        pass
 
 
 NAMES = st.sampled_from(["a/manifest.json", "a/model.onnx", "../x", "/abs", "a/../../x",
@@ -62,10 +59,8 @@ def test_archives_never_write_outside_the_staging_folder(tmp_path, entries):
     dest.mkdir(parents=True)
     archive = case / "upload.tar.gz"
     archive.write_bytes(buffer.getvalue())
-    try:
+    with contextlib.suppress(ApplianceError):
         install.extract(archive, dest, 1 << 20)
-    except ApplianceError:
-        pass
     outside = [p for p in case.rglob("*") if p != archive and dest not in (p, *p.parents)
                and p != dest.parent]
     assert outside == []
@@ -95,7 +90,5 @@ def test_mutated_images_decode_or_fail_cleanly(seed, flips, cut):
 @BUDGET
 @given(tail=st.binary(max_size=256))
 def test_magic_then_noise(prefix, tail):
-    try:
+    with contextlib.suppress(ApplianceError):
         imaging.decode(prefix + tail, 1_000_000)
-    except ApplianceError:
-        pass

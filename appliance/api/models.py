@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from appliance import imaging, pipeline
 from appliance import install as installer
 from appliance.api.common import services
-from appliance.errors import ApplianceError, BadRequest, InsufficientStorage
+from appliance.errors import ApplianceError, BadRequest, Busy, InsufficientStorage
 from appliance.pipeline import Answer
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
@@ -120,6 +120,7 @@ def _infer(get_runner, label: str):
     status = 500
     try:
         svc.auth.require_infer(request.headers.get("Authorization"))
+        _shed(svc)
         svc.limiter.take(request.remote_addr or "unknown")
         runner = get_runner()
         label = runner.bundle.name
@@ -133,6 +134,15 @@ def _infer(get_runner, label: str):
         raise
     finally:
         svc.metrics.observe(label, status, time.perf_counter() - started)
+
+
+def _shed(svc) -> None:
+    """Over capacity, answer at once instead of queueing: a request that waited for a worker
+    behind more than a round of others would only wait longer for the model."""
+    waiting = svc.backlog()
+    if waiting > svc.settings.server.threads:
+        raise Busy(f"the box is over capacity ({waiting} requests waiting): retry in a "
+                   "second", headers={"Retry-After": "1"})
 
 
 def _image_bytes() -> bytes:

@@ -103,8 +103,9 @@ def spec() -> dict[str, Any]:
                 "put": {"summary": "admin: install or replace a bundle (.tar.gz body)",
                         "parameters": [NAME], "security": [{"bearer": []}],
                         "requestBody": {"required": True, "content": {
-                            "application/gzip": {"schema": {"type": "string",
-                                                            "format": "binary"}}}},
+                            "application/octet-stream": {"schema": {
+                                "type": "string", "format": "binary",
+                                "description": "the bundle as a .tar.gz"}}}},
                         "responses": {"200": _json("replaced"), "201": _json("installed"),
                                       **_errors(400, 401, 403, 413, 422, 507)}},
                 "delete": {"summary": "admin: remove a bundle", "parameters": [NAME],
