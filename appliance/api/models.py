@@ -9,7 +9,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import imaging, pipeline
+from appliance import imaging, pipeline, safejson
 from appliance import install as installer
 from appliance.api.common import services
 from appliance.errors import ApplianceError, BadRequest, Busy, InsufficientStorage
@@ -146,6 +146,8 @@ def _shed(svc) -> None:
 
 
 def _image_bytes() -> bytes:
+    if request.mimetype == "application/json":
+        return _json_image()
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
@@ -156,6 +158,17 @@ def _image_bytes() -> bytes:
     if not data:
         raise BadRequest(f"no image in the request: {UPLOAD_HINT}")
     return data
+
+
+def _json_image() -> bytes:
+    """`{"image": "<base64>"}`, for clients that speak JSON (Home Assistant, browsers)."""
+    body = safejson.loads(request.get_data(cache=False))
+    if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+        raise BadRequest('a JSON body must be {"image": "<the image in base64>"}')
+    try:
+        return base64.b64decode(body["image"], validate=True)
+    except ValueError:
+        raise BadRequest("the JSON field 'image' is not valid base64") from None
 
 
 def _respond(answer: Answer, attribution: dict[str, str]) -> Response:

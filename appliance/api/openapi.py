@@ -18,6 +18,8 @@ IMAGE_BODY = {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                            "properties": {"image": {"type": "string",
                                                                     "format": "binary"}}}},
+        "application/json": {"schema": {"type": "object", "required": ["image"], "properties": {
+            "image": {"type": "string", "description": "the image in base64"}}}},
         **{mime: {"schema": {"type": "string", "format": "binary"}}
            for mime in ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif",
                         "application/octet-stream")},

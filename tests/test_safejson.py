@@ -1,0 +1,46 @@
+"""Row 12: JSON bombs on the JSON route get 400, not 500."""
+
+import base64
+import json
+
+import pytest
+
+from appliance import safejson
+from appliance.errors import BadRequest
+from tests.conftest import image_bytes
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32"),
+    (b'{"image": NaN}', "NaN is not JSON"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "has 5000 digits"),
+    (b'{"a": 1.' + b"5" * 5000 + b"}", "characters; at most 64"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"{oops", "not valid JSON"),
+])
+def test_bombs_and_junk_are_bad_requests(body, message):
+    with pytest.raises(BadRequest, match=message):
+        safejson.loads(body)
+
+
+def test_brackets_inside_strings_do_not_count():
+    assert safejson.loads(json.dumps({"a": "[[[[" * 100}).encode())["a"].startswith("[[")
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"image": NaN}',
+                                  b'{"image": ' + b"1" * 5000 + b"}"])
+def test_row12_json_bombs_on_the_infer_route_are_400(client, body):
+    response = client.post("/v1/models/tiny-classify/infer", data=body,
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_request"
+
+
+def test_base64_json_images_are_served(client):
+    body = {"image": base64.b64encode(image_bytes((0, 0, 255))).decode()}
+    response = client.post("/v1/models/tiny-classify/infer", json=body)
+    assert response.get_json()["predictions"][0]["label"] == "blue"
+    bad = client.post("/v1/models/tiny-classify/infer", json={"image": "***"})
+    assert bad.status_code == 400 and "not valid base64" in bad.get_json()["error"]["message"]
+    shape = client.post("/v1/models/tiny-classify/infer", json=[1, 2])
+    assert shape.status_code == 400
