@@ -119,8 +119,10 @@ def systemd_watchdog(services):
 
 
 def waitress_options(settings: Settings) -> dict:
-    """waitress settings: threads, and a body cap that also bounds chunked uploads."""
-    cap = int(settings.server.max_upload_mb * 1024 * 1024)
+    """waitress settings: threads, and a body cap that also bounds chunked uploads (the
+    larger of an image upload and a bundle archive; each route then applies its own)."""
+    cap = max(int(settings.server.max_upload_mb * 1024 * 1024),
+              settings.models.max_install_mb << 20)
     return {
         "host": settings.server.host, "port": settings.server.port,
         "threads": settings.server.threads, "ident": "appliance",

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_row4_chunked_body_over_the_limit_is_refused(models_dir, tmp_path):
-    env = {"APPLIANCE_SERVER_MAX_UPLOAD_MB": "0.1"}
+    env = {"APPLIANCE_SERVER_MAX_UPLOAD_MB": "0.1", "APPLIANCE_MODELS_MAX_INSTALL_MB": "0"}
     with LiveServer(models_dir, tmp_path / "state", env=env) as live, \
             socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
         live.wait_ready()

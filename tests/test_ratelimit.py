@@ -42,3 +42,14 @@ def test_row14_the_api_answers_429_with_retry_after(client, services):
     limited = client.post("/v1/models/tiny-classify/infer", data=image_bytes())
     assert limited.headers["Retry-After"] == "1"
     assert limited.get_json()["error"]["code"] == "too_many_requests"
+
+
+def test_row28_a_wall_clock_jump_changes_nothing(monkeypatch):
+    import time
+
+    limiter = RateLimiter(per_minute=60, burst=1)
+    limiter.take("a")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 10 * 365 * 86400)  # ten years on
+    with pytest.raises(TooManyRequests):
+        limiter.take("a")  # still limited: the bucket runs on the monotonic clock

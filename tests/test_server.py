@@ -100,9 +100,12 @@ def test_bad_port_is_a_one_line_error(models_dir, tmp_path):
 
 
 def test_waitress_options_cap_chunked_bodies():
-    settings = config.load(env={}, overrides={"server.max_upload_mb": 1.0})
+    settings = config.load(env={}, overrides={"server.max_upload_mb": 1.0,
+                                              "models.max_install_mb": 0})
     options = waitress_options(settings)
     assert options["max_request_body_size"] == 1024 * 1024 + 64 * 1024
+    settings.models.max_install_mb = 500
+    assert waitress_options(settings)["max_request_body_size"] == (500 << 20) + 64 * 1024
     assert "efficientnet-lite0/infer" in banner(settings, 8080)
 
 
