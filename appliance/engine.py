@@ -201,9 +201,12 @@ class Runner:
                 for job in jobs:
                     self._execute([job])
                 return
-            for i, job in enumerate(jobs):
-                job.outputs = [out[i:i + 1] for out in outputs]
+            start = 0
+            for job in jobs:  # each job gets back as many rows as it sent
+                end = start + job.tensor.shape[0]
+                job.outputs = [out[start:end] for out in outputs]
                 job.done.set()
+                start = end
             return
         job = jobs[0]
         try:

@@ -193,3 +193,17 @@ def test_a_wedged_job_shows_as_stuck(classify_bundle):
         job.result()
         _wait_for(lambda: runner.busy_since is None)
         assert not runner.stuck(time.monotonic() + 100, 1.0)
+
+
+def test_micro_batches_split_back_by_each_requests_own_batch(classify_bundle):
+    settings = _settings(max_batch=4, max_wait_ms=200)
+    pair = np.concatenate([_tensor([1, 0, 0]), _tensor([0, 1, 0])])
+    gated = GatedSession(create_session(classify_bundle.model_path, settings))
+    with Runner(classify_bundle, settings, session=gated) as runner, \
+            ThreadPoolExecutor(2) as pool:
+        first = pool.submit(runner.run, pair)
+        second = pool.submit(runner.run, _tensor([0, 0, 1]))
+        (two,), (one,) = first.result(), second.result()
+    assert two.shape == (2, 4) and one.shape == (1, 4)
+    assert np.argmax(two, axis=1).tolist() == [0, 1] and int(np.argmax(one)) == 2
+    assert max(gated.batches) == 3

@@ -63,6 +63,49 @@ def _infer_op(summary: str, with_name: bool) -> dict[str, Any]:
                      "responses": {"200": ok, **_errors(400, 401, 404, 413, 415, 429, 503)}}}
 
 
+V2_ERROR = {"description": "a protocol error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2Error"}}}}
+V2_NAME = [NAME]
+V2_VERSION = [NAME, {"name": "version", "in": "path", "required": True,
+                     "schema": {"type": "string"}}]
+
+
+def _v2(summary: str, params: list, ok: str, post: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "parameters": params,
+                                 "responses": {"200": _json(ok), "400": V2_ERROR,
+                                               "404": V2_ERROR, "503": V2_ERROR}}
+    if post:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/V2Request"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                    "description": "a JSON header of "
+                                                    "Inference-Header-Content-Length bytes, "
+                                                    "then the binary tensors"}}}}
+        operation["responses"]["200"] = {"description": ok, "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+        operation["responses"].update({"401": V2_ERROR, "413": V2_ERROR, "429": V2_ERROR})
+    return {"post" if post else "get": operation}
+
+
+def _v2_paths() -> dict[str, Any]:
+    """The Open Inference Protocol (KServe v2) routes."""
+    return {
+        "/v2": _v2("server metadata", [], "name, version, extensions"),
+        "/v2/health/live": _v2("liveness", [], "live"),
+        "/v2/health/ready": _v2("readiness", [], "ready"),
+        "/v2/models/{name}": _v2("model metadata", V2_NAME, "inputs and outputs"),
+        "/v2/models/{name}/versions/{version}": _v2("model metadata", V2_VERSION,
+                                                    "inputs and outputs"),
+        "/v2/models/{name}/ready": _v2("model readiness", V2_NAME, "ready"),
+        "/v2/models/{name}/versions/{version}/ready": _v2("model readiness", V2_VERSION,
+                                                          "ready"),
+        "/v2/models/{name}/infer": _v2("tensors in, tensors out", V2_NAME, "outputs", True),
+        "/v2/models/{name}/versions/{version}/infer": _v2("tensors in, tensors out",
+                                                          V2_VERSION, "outputs", True),
+    }
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     return {
@@ -97,6 +140,7 @@ def spec() -> dict[str, Any]:
             "/v1/kiosk/frame.jpg": {"get": {"summary": "the newest kiosk screen", "responses": {
                 "200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {
                     "type": "string", "format": "binary"}}}}, **_errors(404)}}},
+            **_v2_paths(),
             "/v1/models": {"get": {"summary": "installed models",
                                    "responses": {"200": _json("models and the active one")}}},
             "/v1/models/{name}": {
@@ -128,6 +172,12 @@ def spec() -> dict[str, Any]:
                     "error": {"type": "object", "required": ["code", "message"],
                               "properties": {"code": {"type": "string"},
                                              "message": {"type": "string"}}}}},
+                "V2Error": {"type": "object", "required": ["error"],
+                            "properties": {"error": {"type": "string"}}},
+                "V2Request": {"type": "object", "required": ["inputs"], "properties": {
+                    "id": {"type": "string"}, "parameters": {"type": "object"},
+                    "inputs": {"type": "array", "items": {"type": "object"}},
+                    "outputs": {"type": "array", "items": {"type": "object"}}}},
                 "Answer": {"type": "object", "required": ["model", "version", "timing_ms"],
                            "properties": {"model": {"type": "string"},
                                           "version": {"type": "string"},
