@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="all, or comma-separated IPv4 addresses to listen on")
     discover.add_argument("--verbose", "-v", action="store_true", help="details")
 
+    fleet = sub.add_parser("fleet", help="an nginx configuration that shares load across "
+                           "the boxes on the network")
+    fleet.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
+    fleet.add_argument("--interfaces", default="all",
+                       help="all, or comma-separated IPv4 addresses to listen on")
+    fleet.add_argument("--listen", default="8080", help="nginx's listen address or port")
+    fleet.add_argument("--output", "-o", help="write here instead of printing")
+    fleet.add_argument("--verbose", "-v", action="store_true", help="details")
+
     doctor = sub.add_parser("doctor", help="check this machine for what serving needs, "
                             "each finding with its fix")
     _common(doctor)
@@ -217,6 +226,27 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from appliance.discovery import discover
+    from appliance.errors import NotFound
+    from appliance.fleet import nginx_config
+
+    boxes = discover(args.timeout, args.interfaces)
+    try:
+        text = nginx_config(boxes, args.listen)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
+    if args.output:
+        from appliance.storage import write_text_atomic
+
+        write_text_atomic(args.output, text)
+        print(f"{len(boxes)} boxes in {args.output}: include it in nginx's http block, then "
+              "nginx -s reload")
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance import doctor
 
@@ -227,7 +257,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
             "check-config": cmd_check_config, "doctor": cmd_doctor,
-            "discover": cmd_discover, "install": cmd_install}
+            "discover": cmd_discover, "install": cmd_install, "fleet": cmd_fleet}
 
 if __name__ == "__main__":
     sys.exit(main())
