@@ -94,6 +94,8 @@ def _safe_path(member: tarfile.TarInfo) -> str:
         kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
                 else "a device node" if member.ischr() or member.isblk() else "a special file")
         raise BadRequest(f"archive member {name!r} is {kind}; a bundle holds plain files only")
+    if any(ord(c) < 32 for c in name):
+        raise BadRequest(f"archive member {name!r} has control characters in its name")
     normal = posixpath.normpath(name)
     if name.startswith("/") or normal.startswith("..") or "\\" in name or normal == "..":
         raise BadRequest(f"archive member {name!r} points outside the bundle")

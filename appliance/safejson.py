@@ -5,6 +5,7 @@ until it fails, and accepts NaN and thousand-digit numbers)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from appliance.errors import BadRequest
@@ -26,15 +27,19 @@ def loads(data: bytes) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
+STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
 def _check_depth(text: str) -> None:
-    depth, in_string, escaped = 0, False, False
-    for char in text:
+    # Only brackets, quotes and backslashes matter: a tensor of numbers has few of them, so
+    # this walks a handful of matches instead of every character of a megabyte body.
+    depth, in_string, escaped_at = 0, False, -2
+    for match in STRUCTURE.finditer(text):
+        char, at = match.group(), match.start()
         if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
+            if char == "\\" and escaped_at != at - 1:
+                escaped_at = at
+            elif char == '"' and escaped_at != at - 1:
                 in_string = False
         elif char == '"':
             in_string = True

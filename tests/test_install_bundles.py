@@ -247,6 +247,9 @@ def test_row23_disk_full_is_507_and_the_old_model_serves(small_disk, tmp_path):
 
 
 def test_members_that_clash_or_have_no_name_are_400(client):
+    control = _put(client, "x", _tar([_file("a/b\x01c", b"1")]))
+    assert control.status_code == 400 and "control characters" in control.get_json()[
+        "error"]["message"]
     nameless = _put(client, "x", _tar([_file(".", b"1")]))
     assert nameless.status_code == 400 and "without a name" in nameless.get_json()["error"][
         "message"]

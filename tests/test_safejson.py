@@ -44,3 +44,17 @@ def test_base64_json_images_are_served(client):
     assert bad.status_code == 400 and "not valid base64" in bad.get_json()["error"]["message"]
     shape = client.post("/v1/models/tiny-classify/infer", json=[1, 2])
     assert shape.status_code == 400
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    (r'{"a": "\"[[[["}', '"[[[['), (r'{"a": "\\"}', "\\"), (r'["\\\\", [1]]', None)])
+def test_escapes_inside_strings(text, value):
+    parsed = safejson.loads(text.encode())
+    if value is not None:
+        assert parsed["a"] == value
+
+
+def test_escaped_quotes_do_not_hide_nesting():
+    body = ('{"a": "\\\\"}' + "[" * 40).encode()  # the string ends; the brackets count
+    with pytest.raises(BadRequest, match="nested deeper"):
+        safejson.loads(body)
