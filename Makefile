@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint models clean-models bench-latency help install uninstall
+.PHONY: run test test-fast lint models clean-models bench-latency help install uninstall kserve-venv
 
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
@@ -55,3 +55,11 @@ install: models
 
 uninstall:
 	DESTDIR="$(DESTDIR)" PURGE="$(PURGE)" bash systemd/install.sh uninstall
+
+# KServe's model server in a virtualenv of its own (it is heavy and never a dependency of the
+# box): tools/kserve_model.py serves a bundle there; tests/test_kserve.py uses it when present.
+kserve-venv:
+	@test -x .venv-kserve/bin/python || $(PYTHON) -m venv .venv-kserve
+	.venv-kserve/bin/python -m pip install --quiet 'kserve>=0.21,<0.22'
+	.venv-kserve/bin/python -m pip install --quiet --no-deps -e .
+	.venv-kserve/bin/python -m pip install --quiet onnxruntime numpy pillow flask waitress gpiozero zeroconf
