@@ -110,15 +110,17 @@ def _safe_path(member: tarfile.TarInfo) -> str:
 def _write_member(tar, member, target: Path, written: int, max_bytes: int) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     source = tar.extractfile(member)
+    first = True
     with open(target, "wb") as out:
         while chunk := source.read(CHUNK):
             written += len(chunk)  # counted as read, so a lying header cannot help a bomb
             if written > max_bytes:
                 raise PayloadTooLarge(f"the archive unpacks to more than "
                                       f"{max_bytes // (1 << 20)} MB, the install limit")
-            if chunk.startswith(b"\x7fELF"):
+            if first and chunk.startswith(b"\x7fELF"):
                 raise BundleError(f"archive member {member.name!r} is a program or shared "
                                   "library: the box never loads code from a bundle")
+            first = False
             out.write(chunk)
     return written
 
