@@ -59,6 +59,30 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a small tmpfs with the given options (root only; skips with the reason
+    elsewhere) and unmount it afterwards: `tmpfs("size=1m")` returns the folder."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str):
+        folder = tmp_path / f"tmpfs-{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs ({options}) here ({done.stderr.strip()}): "
+                        "needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], check=False)
+
+
 def image_bytes(color=(255, 0, 0), size=(64, 48), fmt="JPEG", mode="RGB", **save) -> bytes:
     """An image of one colour encoded in `fmt`."""
     image = Image.new("RGB", size, color)

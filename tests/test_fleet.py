@@ -3,7 +3,6 @@ them, and Debian's nginx (started by the test) sharing requests between them."""
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 
@@ -13,7 +12,7 @@ from appliance import cli
 from appliance.discovery import Box
 from appliance.fleet import nginx_config
 from tests.conftest import image_bytes
-from tools.live_server import LiveServer, get, post_image
+from tools.live_server import LiveServer, free_port, get, post_image
 
 LOOPBACK = "127.0.0.1"
 
@@ -28,10 +27,6 @@ def test_config_lists_every_box():
         nginx_config([])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -48,7 +43,7 @@ def test_two_boxes_behind_the_generated_nginx(models_dir, tmp_path, capsys):
             live = LiveServer(models_dir, tmp_path / name, env=env)
             live.wait_ready()
             boxes.append(live)
-        port = _free_port()
+        port = free_port()
         conf = tmp_path / "fleet.conf"
         for _ in range(3):
             cli.main(["fleet", "--timeout", "2", "--interfaces", LOOPBACK, "--listen",

@@ -207,26 +207,11 @@ def test_cli_install_from_a_folder_and_an_archive(tmp_path, models_dir, capsys):
     assert "points outside the bundle" in capsys.readouterr().err
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs the test mounts (root only); skipped with the reason elsewhere."""
-    import subprocess
-
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
-
-
-def test_row23_disk_full_is_507_and_the_old_model_serves(small_disk, tmp_path):
+def test_row23_disk_full_is_507_and_the_old_model_serves(tmpfs, tmp_path):
     from appliance.api import create_app
     from appliance.services import Services
 
-    models = small_disk / "models"
+    models = tmpfs("size=1m") / "models"
     tiny.write_bundle(models, "tiny-classify")
     settings = config.load(env={}, overrides={"models.dir": str(models),
                                               "state.dir": str(tmp_path / "state")})

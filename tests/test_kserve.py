@@ -4,7 +4,6 @@ test skips with that reason where it is missing."""
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance import config
+from tools.live_server import free_port
 
 pytestmark = pytest.mark.slow
 PYTHON = Path(os.environ.get("APPLIANCE_KSERVE_PYTHON",
@@ -21,10 +21,6 @@ REQUEST = {"inputs": [{"name": "input", "shape": [1, 3, 8, 8], "datatype": "FP32
                        "data": [0.0] * 64 + [1.0] * 64 + [0.0] * 64}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _post(url: str, body: dict) -> dict:
@@ -37,7 +33,7 @@ def _post(url: str, body: dict) -> dict:
 def test_kserve_answers_like_the_box(models_dir, client):
     if not PYTHON.exists():
         pytest.skip(f"needs a virtualenv with kserve at {PYTHON} (make kserve-venv)")
-    port = _free_port()  # KServe 0.21 binds every address; a free port keeps tests apart
+    port = free_port()  # KServe 0.21 binds every address; a free port keeps tests apart
     server = subprocess.Popen(
         [str(PYTHON), str(config.CHECKOUT / "tools" / "kserve_model.py"),
          str(models_dir / "tiny-classify"), "--http-port", str(port)],

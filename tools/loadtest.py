@@ -9,7 +9,6 @@ and report the share of 200/503/429, latency p50/p99 and the server's peak resid
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -23,18 +22,10 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
 
+from tools.bench_latency import default_photo
 from tools.live_server import LiveServer, post_image
 
 MAX_IN_FLIGHT = 256  # the client's own bound: a load test must not become a fork bomb
-
-
-def photo() -> bytes:
-    from PIL import Image
-    from skimage import data
-
-    buffer = io.BytesIO()
-    Image.fromarray(data.chelsea()).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def capacity(url: str, body: bytes, seconds: float = 3.0, clients: int = 4) -> float:
@@ -115,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             LiveServer(Path(args.models_dir).resolve(), Path(state), env=env) as server:
         server.wait_ready()
         url = f"{server.url}/v1/models/{args.model}/infer"
-        body = photo()
+        body = default_photo()
         can = capacity(url, body)
         report = drive(url, body, can * args.factor, args.seconds, server)
     shares = ", ".join(f"{code}: {share:.0%}" for code, share in sorted(report["share"].items()))
