@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,10 @@ def _plain_file(value: str) -> str | None:
     return None
 
 
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 TOP = {
     "format": Field(str),
     "name": Field(str, check=_name),
@@ -55,6 +59,7 @@ TOP = {
     "input": Field(dict),
     "output": Field(dict),
     "created_by": Field(dict, required=False, default={}),
+    "serving": Field(dict, required=False, default={}),
 }
 ATTRIBUTION = {
     "author": Field(str),
@@ -78,6 +83,12 @@ INPUT = {
     "std": Field(list, required=False, check=list_of((int, float), 3), default=[1, 1, 1]),
     "dtype": Field(str, required=False, check=one_of("float32", "uint8"), default="float32"),
     "dynamic_batch": Field(bool, required=False, default=False),
+}
+# How the box should serve this model, as measured by whoever built it; the owner's
+# models.max_batch and models.max_wait_ms, when set, take precedence.
+SERVING = {
+    "max_batch": Field(int, required=False, check=positive),
+    "max_wait_ms": Field((int, float), required=False, check=_not_negative),
 }
 CREATED_BY = {
     "tool": Field(str, required=False, default=""),
@@ -121,6 +132,7 @@ class Manifest:
     output: dict[str, Any]
     created_by: dict[str, Any]
     raw: dict[str, Any]
+    serving: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ def _parse(data: Any, where: str) -> Manifest:
         output=validate(top["output"], task.OUTPUT, f"{where}.output"),
         created_by=validate(top["created_by"], CREATED_BY, f"{where}.created_by"),
         raw=data,
+        serving={k: v for k, v in validate(top["serving"], SERVING, f"{where}.serving")
+                 .items() if v is not None},
     )
 
 

@@ -57,11 +57,20 @@ class Models:
     providers: str = setting(
         "auto", "onnxruntime execution providers: auto, cpu, cuda, tensorrt (comma separated)"
     )
-    intra_op_threads: int = setting(0, "onnxruntime threads per session; 0: one per core")
+    intra_op_threads: int = setting(0, "onnxruntime threads per plain session; 0: 1 with the "
+                                    "idle session, else the cores shared out")
+    sessions: int = setting(0, "plain onnxruntime sessions per model, each with its own "
+                            "worker thread; 0: half the cores, at least 1")
+    spin: bool = setting(False, "let the sessions' threads spin between runs (they take CPU "
+                         "from decoding and the web server under load)")
+    idle_session: bool = setting(True, "one more session per model, every core and spinning "
+                                 "threads, for requests that find the model idle")
     queue_size: int = setting(16, "requests waiting per model before 503 Busy")
     timeout_s: float = setting(30.0, "longest a request waits for its result before 503")
-    max_batch: int = setting(1, "micro-batch size for models with a dynamic batch dimension")
-    max_wait_ms: float = setting(2.0, "how long a micro-batch waits to fill")
+    max_batch: int = setting(0, "most requests run as one batch, for models with a dynamic "
+                             "batch dimension; 0: as each bundle's manifest says (else 1)")
+    max_wait_ms: float = setting(-1.0, "how long a batch waits for more requests; -1: as "
+                                 "each bundle's manifest says (else 0: never waits)")
     warmup: bool = setting(True, "run one inference at load so the first request is fast")
     max_install_mb: int = setting(500, "largest bundle archive accepted by PUT, unpacked, in MB")
 
@@ -304,8 +313,10 @@ def _check_ranges(settings: Settings) -> None:
         ("models.intra_op_threads", settings.models.intra_op_threads >= 0, "0 or more"),
         ("models.queue_size", settings.models.queue_size >= 1, "at least 1"),
         ("models.timeout_s", settings.models.timeout_s > 0, "above 0"),
-        ("models.max_batch", settings.models.max_batch >= 1, "at least 1"),
-        ("models.max_wait_ms", settings.models.max_wait_ms >= 0, "0 or more"),
+        ("models.max_batch", settings.models.max_batch >= 0, "0 or more"),
+        ("models.sessions", 0 <= settings.models.sessions <= 64, "0 to 64"),
+        ("models.max_wait_ms", settings.models.max_wait_ms >= 0
+         or settings.models.max_wait_ms == -1, "-1, 0 or more"),
         ("models.max_install_mb", settings.models.max_install_mb >= 0, "0 or more"),
         ("auth.rate_per_minute", settings.auth.rate_per_minute >= 0, "0 or more"),
         ("auth.burst", settings.auth.burst >= 1, "at least 1"),

@@ -1,9 +1,11 @@
 """onnxruntime sessions behind a bounded queue: one runner per bundle.
 
-Each runner owns one session with all intra-op threads and one worker thread that drains its
-queue, so requests never oversubscribe a small CPU. A full queue answers 503 Busy at once
-rather than letting latency grow without bound. For models with a dynamic batch dimension the
-worker can group waiting requests into one `session.run` (micro-batching, off by default).
+Each runner owns `models.sessions` sessions (one by default, with every core as intra-op
+threads), each drained by one worker thread from a shared queue, so requests never
+oversubscribe a small CPU. A full queue answers 503 Busy at once rather than letting latency
+grow without bound. For models with a dynamic batch dimension a worker groups the requests
+waiting when it frees up into one `session.run` (micro-batching): it never waits for a batch
+to fill unless `max_wait_ms` says so, so a lone request pays nothing for it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ PROVIDER_NAMES = {
 }
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _STOP = object()
+# A request arriving this long after the model last finished, with nothing queued, is a lone
+# one; in a crowd the next job is waiting before the last one is done.
+IDLE_GAP_S = 0.001
 
 
 def cpu_count() -> int:
@@ -66,15 +71,39 @@ def choose_providers(setting: str, available: Sequence[str]) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
-def create_session(model_path: str, settings: Models) -> onnxruntime.InferenceSession:
-    """One onnxruntime session with providers and threads from the settings.
+def session_count(settings: Models) -> int:
+    """Plain sessions per model: the setting, or half the cores (at least one), so that the
+    other half decodes images and serves HTTP under load."""
+    return settings.sessions or max(1, cpu_count() // 2)
+
+
+def threads_per_session(settings: Models) -> int:
+    """Intra-op threads for each plain session: the setting, or one when the idle session
+    gives lone requests every core (one thread wastes no CPU on synchronizing), else the
+    cores shared out among the sessions."""
+    if settings.intra_op_threads:
+        return settings.intra_op_threads
+    if settings.idle_session:
+        return 1
+    return max(1, cpu_count() // session_count(settings))
+
+
+def create_session(model_path: str, settings: Models, threads: int | None = None,
+                   spin: bool | None = None) -> onnxruntime.InferenceSession:
+    """One onnxruntime session with providers and threads from the settings (or `threads`
+    and `spin` where given).
 
     Raises ModelLoadError with onnxruntime's reason when the model cannot be loaded.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.intra_op_threads or cpu_count()
+    options.intra_op_num_threads = threads or threads_per_session(settings)
+    # Spinning threads answer a little sooner, but on a few cores they burn the CPU that
+    # decoding and the web server need between runs.
+    spinning = settings.spin if spin is None else spin
+    options.add_session_config_entry("session.intra_op.allow_spinning",
+                                     "1" if spinning else "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -103,16 +132,38 @@ class Runner:
     def __init__(self, bundle: Bundle, settings: Models, session=None) -> None:
         self.bundle = bundle
         self.settings = settings
-        self.session = session or create_session(bundle.model_path, settings)
+        self.sessions = [session] if session is not None else [
+            create_session(bundle.model_path, settings) for _ in range(session_count(settings))]
+        self.session = self.sessions[0]
+        # A request that finds the model idle runs at once in its own thread, on every core
+        # with spinning threads (the lowest latency for one at a time); under load the
+        # queue and the plain sessions take over, whose threads do not spin and so leave
+        # the CPU to decoding and the web server.
+        self.idle_session = None
+        if session is None and settings.idle_session and cpu_count() > 1:
+            self.idle_session = create_session(bundle.model_path, settings,
+                                               threads=cpu_count(), spin=True)
         self.input_name, self.input_shape = check_signature(self.session, bundle)
-        self.batching = bundle.manifest.input.dynamic_batch and settings.max_batch > 1
+        self.max_batch, self.max_wait_ms = batching(bundle, settings)
+        self.batching = self.max_batch > 1
         self.last_progress = time.monotonic()
-        self.busy_since: float | None = None  # set while a job runs: a wedge shows here
+        # When each worker's current job started (None: idle): a wedge shows here. The last
+        # slot is for a job run on the idle session in its caller's thread.
+        self._busy: list[float | None] = [None] * (len(self.sessions) + 1)
+        self._idle_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._closed = False
-        self._worker = threading.Thread(target=self._serve, name=f"engine-{bundle.name}",
-                                        daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._serve, args=(i,), daemon=True,
+                                          name=f"engine-{bundle.name}-{i}")
+                         for i in range(len(self.sessions))]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def busy_since(self) -> float | None:
+        """When the longest-running current job started; None when every worker is idle."""
+        started = [t for t in self._busy if t is not None]
+        return min(started) if started else None
 
     @property
     def queue_depth(self) -> int:
@@ -125,7 +176,10 @@ class Runner:
 
     def warm_up(self) -> None:
         """Run the model once on zeros so the first real request is not slow."""
-        self.run(np.zeros(self.input_shape, dtype=self._input_dtype()))
+        zeros = np.zeros(self.input_shape, dtype=self._input_dtype())
+        self._enqueue(zeros)
+        if self.idle_session is not None:
+            self._session_run(self.idle_session, zeros)
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on one input tensor (batch of one) and return its outputs.
@@ -135,6 +189,16 @@ class Runner:
         """
         if self._closed:
             raise Unavailable(f"model {self.bundle.name} is shutting down: retry in a moment")
+        if self._idle_lock.acquire(blocking=False):
+            try:
+                if self._model_idle():
+                    return self._run_inline(tensor)
+            finally:
+                self._idle_lock.release()
+        return self._enqueue(tensor)
+
+    def _enqueue(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run `tensor` through the queue and a worker; waits for the answer."""
         job = _Job(tensor)
         try:
             self._queue.put_nowait(job)
@@ -149,13 +213,31 @@ class Runner:
             raise job.error
         return job.outputs
 
+    def _model_idle(self) -> bool:
+        """Nothing queued, no worker busy, and nothing finished within the last IDLE_GAP_S:
+        a lone request, not one of a crowd between two of its runs."""
+        return (self.idle_session is not None and self._queue.empty()
+                and all(t is None for t in self._busy)
+                and time.monotonic() - self.last_progress >= IDLE_GAP_S)
+
+    def _run_inline(self, tensor: np.ndarray) -> list[np.ndarray]:
+        # In the caller's thread: no hand-over to a worker and back.
+        self._busy[-1] = time.monotonic()
+        try:
+            return self._session_run(self.idle_session, tensor)
+        finally:
+            self.last_progress = time.monotonic()
+            self._busy[-1] = None
+
     def close(self) -> None:
         """Stop the worker after the jobs already queued have run."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        self._worker.join(timeout=self.settings.timeout_s)
+        for _ in self._workers:
+            self._queue.put(_STOP)
+        for worker in self._workers:
+            worker.join(timeout=self.settings.timeout_s)
 
     def __enter__(self) -> Runner:
         return self
@@ -166,21 +248,22 @@ class Runner:
     def _input_dtype(self) -> type:
         return np.uint8 if self.bundle.manifest.input.dtype == "uint8" else np.float32
 
-    def _serve(self) -> None:
+    def _serve(self, index: int) -> None:
         while True:
             job = self._queue.get()
             if job is _STOP:
                 return
-            self.busy_since = time.monotonic()
+            self._busy[index] = time.monotonic()
             jobs = self._gather(job) if self.batching else [job]
-            self._execute(jobs)
+            self._execute(self.sessions[index], jobs)
             self.last_progress = time.monotonic()
-            self.busy_since = None
+            self._busy[index] = None
 
     def _gather(self, first: _Job) -> list[_Job]:
+        """`first` and the jobs already waiting (or arriving within max_wait_ms)."""
         jobs = [first]
-        deadline = time.monotonic() + self.settings.max_wait_ms / 1000
-        while len(jobs) < self.settings.max_batch:
+        deadline = time.monotonic() + self.max_wait_ms / 1000
+        while len(jobs) < self.max_batch:
             try:
                 job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -191,15 +274,15 @@ class Runner:
             jobs.append(job)
         return jobs
 
-    def _execute(self, jobs: list[_Job]) -> None:
+    def _execute(self, session, jobs: list[_Job]) -> None:
         if len(jobs) > 1:
             try:
                 batch = np.concatenate([job.tensor for job in jobs])
-                outputs = self._session_run(batch)
+                outputs = self._session_run(session, batch)
             except Exception:
                 # One bad input must not fail its batch-mates: run each alone.
                 for job in jobs:
-                    self._execute([job])
+                    self._execute(session, [job])
                 return
             start = 0
             for job in jobs:  # each job gets back as many rows as it sent
@@ -210,16 +293,27 @@ class Runner:
             return
         job = jobs[0]
         try:
-            job.outputs = self._session_run(job.tensor)
+            job.outputs = self._session_run(session, job.tensor)
         except BaseException as exc:  # handed to the waiting request thread
             job.error = exc
         job.done.set()
 
-    def _session_run(self, tensor: np.ndarray) -> list[np.ndarray]:
+    def _session_run(self, session, tensor: np.ndarray) -> list[np.ndarray]:
         try:
-            return self.session.run(None, {self.input_name: tensor})
+            return session.run(None, {self.input_name: tensor})
         except Exception as exc:
             raise ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}") from exc
+
+
+def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:
+    """(max_batch, max_wait_ms) for this bundle: the owner's settings where set, else the
+    manifest's `serving` values, else 1 and 0; batch 1 for a model without a dynamic batch."""
+    if not bundle.manifest.input.dynamic_batch:
+        return 1, 0.0
+    serving = bundle.manifest.serving
+    max_batch = settings.max_batch or serving.get("max_batch", 1)
+    wait = settings.max_wait_ms if settings.max_wait_ms >= 0 else serving.get("max_wait_ms", 0)
+    return max_batch, float(wait)
 
 
 def check_signature(session, bundle: Bundle) -> tuple[str, tuple[int, ...]]:

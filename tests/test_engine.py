@@ -1,4 +1,5 @@
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -168,7 +169,6 @@ def test_closed_runner_is_unavailable(classify_bundle):
 
 
 def _wait_for(condition, timeout=5.0):
-    import time
 
     deadline = time.monotonic() + timeout
     while not condition():
@@ -177,7 +177,6 @@ def _wait_for(condition, timeout=5.0):
 
 
 def test_a_wedged_job_shows_as_stuck(classify_bundle):
-    import time
 
     settings = _settings()
     gated = GatedSession(create_session(classify_bundle.model_path, settings))
@@ -207,3 +206,147 @@ def test_micro_batches_split_back_by_each_requests_own_batch(classify_bundle):
     assert two.shape == (2, 4) and one.shape == (1, 4)
     assert np.argmax(two, axis=1).tolist() == [0, 1] and int(np.argmax(one)) == 2
     assert max(gated.batches) == 3
+
+
+def _with_serving(models_dir, serving):
+    import json
+
+    manifest_path = models_dir / "tiny-classify" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["serving"] = serving
+    manifest_path.write_text(json.dumps(manifest))
+    return read(models_dir / "tiny-classify")
+
+
+def test_batching_comes_from_the_manifest_unless_the_owner_sets_it(models_dir):
+    from appliance.engine import batching
+
+    plain = read(models_dir / "tiny-classify")
+    assert batching(plain, _settings()) == (1, 0.0)  # shipped settings: never waits
+    served = _with_serving(models_dir, {"max_batch": 6, "max_wait_ms": 1.5})
+    assert batching(served, _settings()) == (6, 1.5)
+    assert batching(served, _settings(max_batch=2, max_wait_ms=0)) == (2, 0.0)
+    fixed = read(models_dir / "tiny-faces")  # no dynamic batch: never batched
+    assert batching(fixed, _settings(max_batch=8)) == (1, 0.0)
+
+
+def test_manifest_batching_is_used_by_the_runner(models_dir):
+    bundle = _with_serving(models_dir, {"max_batch": 3, "max_wait_ms": 200})
+    settings = _settings()
+    gated = GatedSession(create_session(bundle.model_path, settings))
+    with Runner(bundle, settings, session=gated) as runner, ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(runner.run, [_tensor([1, 0, 0])] * 4))
+    assert len(outs) == 4 and max(gated.batches) == 3 and sum(gated.batches) == 4
+
+
+def test_bad_serving_values_name_the_field(models_dir):
+    with pytest.raises(BundleError, match=r"manifest.json.serving.max_batch: must be above 0"):
+        _with_serving(models_dir, {"max_batch": 0})
+    with pytest.raises(BundleError, match=r"serving.max_wait_ms: must be 0 or more"):
+        _with_serving(models_dir, {"max_wait_ms": -2})
+    with pytest.raises(BundleError, match=r"serving.threads: unknown field"):
+        _with_serving(models_dir, {"threads": 2})
+
+
+def test_several_sessions_serve_one_queue_in_parallel(classify_bundle):
+    settings = _settings(sessions=2, idle_session=False)
+    with Runner(classify_bundle, settings) as runner:
+        assert len(runner.sessions) == 2 and runner.sessions[0] is not runner.sessions[1]
+        # Both workers hold a job at once: each blocks its own session on a gate.
+        gates = [GatedSession(s) for s in runner.sessions]
+        for gated in gates:
+            gated.gate.clear()
+        runner.sessions[:] = gates
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(runner.run, _tensor(rgb)) for rgb in ([1, 0, 0], [0, 1, 0])]
+            assert all(g.started.wait(5) for g in gates)
+            for gated in gates:
+                gated.gate.set()
+            answers = [int(np.argmax(job.result()[0])) for job in jobs]
+    assert answers == [0, 1]
+
+
+def test_sessions_and_threads_from_the_core_count(monkeypatch):
+    from appliance import engine
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
+    auto = _settings(intra_op_threads=0, sessions=0)
+    assert (engine.session_count(auto), engine.threads_per_session(auto)) == (2, 1)
+    no_idle = _settings(intra_op_threads=0, sessions=0, idle_session=False)
+    assert (engine.session_count(no_idle), engine.threads_per_session(no_idle)) == (2, 2)
+    assert engine.threads_per_session(_settings(intra_op_threads=0, sessions=4,
+                                                idle_session=False)) == 1
+    assert engine.threads_per_session(_settings(intra_op_threads=3, sessions=2)) == 3
+    monkeypatch.setattr(engine, "cpu_count", lambda: 1)
+    assert engine.session_count(auto) == 1
+
+
+def _idle_runner(bundle, monkeypatch):
+    from appliance import engine
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 2)
+    runner = Runner(bundle, _settings(intra_op_threads=0, sessions=1))
+    idle, plain = GatedSession(runner.idle_session), GatedSession(runner.session)
+    runner.idle_session, runner.sessions[0] = idle, plain
+    return runner, idle, plain
+
+
+def test_a_lone_request_runs_at_once_on_the_idle_session(classify_bundle, monkeypatch):
+    runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
+    with runner:
+        threading.Event().wait(0.01)  # the model sits idle
+        caller = threading.get_ident()
+        ran_in = []
+        real_run = idle.run
+        idle.run = lambda names, feeds: ran_in.append(threading.get_ident()) or \
+            real_run(names, feeds)
+        (lone,) = runner.run(_tensor([1, 0, 0]))
+    assert int(np.argmax(lone)) == 0
+    assert ran_in == [caller] and plain.batches == []  # in the caller's thread
+
+
+def test_a_crowd_queues_for_the_plain_sessions(classify_bundle, monkeypatch):
+    runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
+    with runner, ThreadPoolExecutor(4) as pool:
+        idle.gate.clear()  # the first of the crowd holds the idle session...
+        first = pool.submit(runner.run, _tensor([0, 1, 0]))
+        assert idle.started.wait(5)
+        # ...so the rest find it taken and queue for the worker and its plain session.
+        rest = [pool.submit(runner.run, _tensor([0, 0, 1])) for _ in range(3)]
+        answers = [int(np.argmax(job.result()[0])) for job in rest]
+        idle.gate.set()
+        assert int(np.argmax(first.result()[0])) == 1
+    assert answers == [2, 2, 2] and len(plain.batches) == 3 and len(idle.batches) == 1
+
+
+def test_right_after_a_run_the_next_request_queues(classify_bundle, monkeypatch):
+    runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
+    with runner:
+        runner.last_progress = time.monotonic() + 60  # as if a run had just finished
+        runner.run(_tensor([1, 0, 0]))
+    assert plain.batches == [1] and idle.batches == []
+
+
+def test_warm_up_warms_both_sessions(classify_bundle, monkeypatch):
+    runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
+    with runner:
+        runner.warm_up()
+    assert plain.batches == [1] and idle.batches == [1]
+
+
+def test_the_idle_session_spins_on_every_core_and_can_be_turned_off(classify_bundle,
+                                                                     monkeypatch):
+    from appliance import engine
+
+    calls = []
+    real = engine.create_session
+    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
+    monkeypatch.setattr(engine, "create_session", lambda path, settings, threads=None,
+                        spin=None: calls.append((threads, spin)) or real(path, settings, 1))
+    with Runner(classify_bundle, _settings(intra_op_threads=0, sessions=1)):
+        pass
+    assert calls == [(None, None), (4, True)]
+    calls.clear()
+    with Runner(classify_bundle, _settings(idle_session=False, sessions=1)):
+        pass
+    assert calls == [(None, None)]

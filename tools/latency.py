@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
 from appliance import config
-from appliance.engine import create_session
+from appliance.engine import cpu_count, create_session
 
 
 def measure(paths: dict[str, Path], tensor: np.ndarray, input_name: str,
             runs: int = 60, rounds: int = 3) -> dict[str, dict[str, float]]:
     """p50/p95 in ms per model; models alternate in rounds so drift hits them alike."""
     settings = config.load(env={}).models
-    sessions = {key: create_session(path, settings) for key, path in paths.items()}
+    # As the box runs a lone request: the idle session, every core, spinning threads.
+    sessions = {key: create_session(path, settings, threads=cpu_count(), spin=True)
+                for key, path in paths.items()}
     samples: dict[str, list[float]] = {key: [] for key in paths}
     for session in sessions.values():
         for _ in range(5):
@@ -34,3 +37,13 @@ def _time(session, input_name: str, tensor: np.ndarray, count: int) -> list[floa
         session.run(None, {input_name: tensor})
         out.append((time.perf_counter() - started) * 1000)
     return out
+
+
+def cpu_name() -> str:
+    """The CPU's model name as Linux reports it ("unknown" elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    found = re.search(r"model name\s*:\s*(.+)", text)
+    return found.group(1).strip() if found else "unknown"
