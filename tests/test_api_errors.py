@@ -66,7 +66,7 @@ def test_unexpected_errors_are_json_500_without_details(app, monkeypatch):
 
 
 def test_row14_over_capacity_sheds_at_once_with_retry_after(client, services):
-    services.backlog = lambda: services.settings.server.threads + 1
+    services.backlog = lambda: 2 * services.settings.server.threads + 1
     response = client.post("/v1/models/tiny-classify/infer", data=image_bytes())
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert "over capacity" in response.get_json()["error"]["message"]

@@ -136,11 +136,16 @@ def _infer(get_runner, label: str):
         svc.metrics.observe(label, status, time.perf_counter() - started)
 
 
+SHED_ROUNDS = 2
+
+
 def _shed(svc) -> None:
     """Over capacity, answer at once instead of queueing: a request that waited for a worker
-    behind more than a round of others would only wait longer for the model."""
+    behind more than two rounds of others would only wait longer for the model. (One round
+    is too tight: a client's next request can arrive before the thread that answered its
+    last one has taken a new task.)"""
     waiting = svc.backlog()
-    if waiting > svc.settings.server.threads:
+    if waiting > SHED_ROUNDS * svc.settings.server.threads:
         raise Busy(f"the box is over capacity ({waiting} requests waiting): retry in a "
                    "second", headers={"Retry-After": "1"})
 

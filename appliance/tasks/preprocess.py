@@ -56,6 +56,8 @@ def resize(image: Image.Image, spec: InputSpec) -> tuple[Image.Image, Geometry]:
 def to_tensor(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """Normalize and lay out a resized image as a batch of one: (x*scale - mean) / std."""
     pixels = np.asarray(image)
+    if spec.dtype != "uint8" and spec.layout == "NCHW":
+        return _planar(pixels, spec)[np.newaxis]
     if spec.color == "BGR":
         pixels = pixels[..., ::-1]
     if spec.dtype == "uint8":
@@ -73,11 +75,27 @@ def prepare(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Geometry]:
     return to_tensor(resized, spec), geometry
 
 
+def _affine(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, offset) per channel so that x * gain + offset == (x * scale - mean) / std."""
+    std = np.asarray(spec.std, dtype=np.float32)
+    return np.float32(spec.scale) / std, -np.asarray(spec.mean, dtype=np.float32) / std
+
+
+def _planar(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    # Straight from the interleaved pixels into each float plane: a multiply and an add per
+    # plane, no float HWC copy and no transpose pass.
+    gain, offset = _affine(spec)
+    order = (2, 1, 0) if spec.color == "BGR" else (0, 1, 2)
+    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    for plane, channel in enumerate(order):
+        np.multiply(pixels[..., channel], gain[channel], out=out[plane])
+        out[plane] += offset[channel]
+    return out
+
+
 def _normalize(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     # One multiply and one add over the image instead of three passes.
-    std = np.asarray(spec.std, dtype=np.float32)
-    gain = np.float32(spec.scale) / std
-    offset = -np.asarray(spec.mean, dtype=np.float32) / std
+    gain, offset = _affine(spec)
     out = pixels.astype(np.float32)
     out *= gain
     out += offset
