@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint models clean-models bench-latency help install uninstall kserve-venv
+.PHONY: run test test-fast lint models clean-models bench help install uninstall kserve-venv
 
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
@@ -43,8 +43,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check appliance tools tests
 
-bench-latency: models
-	$(PY) tools/bench_latency.py --model $(MODELS_DIR)/efficientnet-lite0
+bench: models
+	$(PY) tools/bench.py --model $(MODELS_DIR)/efficientnet-lite0
 
 clean-models:
 	rm -rf $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)) $(MODELS_DIR)/.build

@@ -23,7 +23,7 @@ if __name__ == "__main__":
 
 from appliance import bundle as bundles
 from appliance import tasks
-from tools.bench_latency import multipart
+from tools.bench_client import multipart
 from tools.live_server import LiveServer
 
 
@@ -38,7 +38,7 @@ def cases(model_dir: Path) -> dict[str, tuple[str, bytes, dict[str, str]]]:
     image.save(buffer, "JPEG", quality=90)
     tensor, _ = tasks.get(bundle.manifest.task).prepare(image, bundle.manifest.input)
     name, spec = bundle.name, bundle.manifest.input
-    body, content_type = multipart(buffer.getvalue())
+    body, content_type = multipart("image", buffer.getvalue())
     header = json.dumps({"inputs": [{"name": spec.name, "shape": list(tensor.shape),
                                      "datatype": "FP32",
                                      "parameters": {"binary_data_size": tensor.nbytes}}],

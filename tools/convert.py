@@ -331,7 +331,7 @@ def input_defaults(model: onnx.ModelProto) -> dict[str, Any]:
 
 
 def latency_cpu() -> str:
-    from tools.bench_latency import cpu_name
+    from tools.latency import cpu_name
 
     return cpu_name()
 

@@ -22,8 +22,8 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
 
-from tools.bench_latency import default_photo
 from tools.live_server import LiveServer, post_image
+from tools.photos import chelsea_jpeg
 
 MAX_IN_FLIGHT = 256  # the client's own bound: a load test must not become a fork bomb
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             LiveServer(Path(args.models_dir).resolve(), Path(state), env=env) as server:
         server.wait_ready()
         url = f"{server.url}/v1/models/{args.model}/infer"
-        body = default_photo()
+        body = chelsea_jpeg()
         can = capacity(url, body)
         report = drive(url, body, can * args.factor, args.seconds, server)
     shares = ", ".join(f"{code}: {share:.0%}" for code, share in sorted(report["share"].items()))

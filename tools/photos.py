@@ -58,6 +58,13 @@ def held_out() -> list[tuple[str, bytes]]:
     return [item for name in HELD_OUT for item in _encoded(name)]
 
 
+def chelsea_jpeg() -> bytes:
+    """scikit-image's Chelsea the cat as a JPEG (451x300): the benchmarks' everyday photo."""
+    buffer = io.BytesIO()
+    Image.fromarray(_array("chelsea")).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def write(folder: str | Path, which: str = "calibration") -> Path:
     """Write one set as JPEG files into `folder` (for `appliance-convert --images`)."""
     folder = Path(folder)

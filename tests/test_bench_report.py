@@ -1,0 +1,73 @@
+"""The benchmark's goals, table and chart from a report whose figures are made up."""
+
+from tools import bench_report
+
+
+def _run(p50, rps, rss=100.0, statuses=None):
+    return {"p50_ms": p50, "p95_ms": p50 * 1.2, "p99_ms": p50 * 1.5, "throughput_rps": rps,
+            "statuses": statuses or {"200": 10}, "errors": 0, "peak_rss_mb": rss}
+
+
+def _report(box_c1=4.0, box_c16=480.0, peer_c16=200.0):
+    return {
+        "model": "m", "precision": "int8", "seconds": 5, "warmup_s": 1,
+        "machine": {"cpu": "Test CPU", "cores": 2, "onnxruntime": "1", "python": "3"},
+        "concurrency": [1, 16],
+        "images": {"small": {"label": "small photo", "width": 512, "height": 600,
+                             "bytes": 75000}},
+        "bare": {"small": {"latency": {"p50_ms": 3.0, "p95_ms": 3.1, "p99_ms": 3.2,
+                                       "throughput_rps": 333.0, "n": 100},
+                           "limit": {"loops": 2, "throughput_rps": 500.0}}},
+        "servers": [
+            {"name": "appliance", "kind": "appliance",
+             "runs": {"small": {"1": _run(box_c1, 250), "16": _run(30, box_c16)}}},
+            {"name": "floor", "kind": "floor",
+             "runs": {"small": {"1": _run(1.0, 900), "16": _run(8, 2000)}}},
+            {"name": "peer", "kind": "peer",
+             "runs": {"small": {"1": _run(9.0, 100), "16": _run(80, peer_c16,
+                                                               statuses={"200": 5,
+                                                                         "503": 2})}}},
+            {"name": "broken", "kind": "peer", "skipped": "could not build\nits venv"},
+        ],
+        "decode": {"fast_ms": 10.0, "full_ms": 50.0, "ratio": 0.2},
+        "memory": {"three": {"rss_mb": 190.0, "ready_s": 0.7, "models": ["a", "b", "c"]}},
+    }
+
+
+def test_goals_met_and_missed():
+    goals = {g["goal"]: g for g in bench_report.goals(_report())}
+    overhead = goals["c=1: box p50 over the bare loop / web floor p50"]
+    assert overhead["value"] == 1.0 and overhead["met"]
+    assert goals["c=16: box throughput / bare limit"]["value"] == 0.96
+    assert goals["c=16: box throughput / best peer's"]["value"] == 2.4
+    missed = {g["goal"]: g for g in bench_report.goals(_report(box_c1=5.0, peer_c16=400))}
+    assert missed["c=1: box p50 over the bare loop / web floor p50"]["met"] is False
+    assert missed["c=16: box throughput / best peer's"]["met"] is False
+    assert all(g["met"] for g in goals.values())
+
+
+def test_unmeasured_goals_are_none_not_failures():
+    report = _report()
+    del report["memory"], report["decode"]
+    report["servers"] = report["servers"][:1]
+    goals = {g["goal"]: g for g in bench_report.goals(report)}
+    assert goals["c=16: box throughput / best peer's"] == {
+        "goal": "c=16: box throughput / best peer's", "value": None, "target": 1.5,
+        "met": None}
+
+
+def test_markdown_rows_failures_and_skips():
+    table = bench_report.to_markdown(_report())
+    assert "Test CPU, 2 cores" in table
+    assert "| appliance | 4.0 / 4.8 / 6.0 | 250 | 480 | 30.0 / 45.0 | 100 |" in table
+    assert "| peer | 9.0 / 10.8 / 13.5 | 100 | 200 (2 x 503) |" in table
+    assert "| broken | skipped: could not build |" in table
+    assert "| bare limit (2 loops x 1 thread, together) | - | - | 500 | - | - |" \
+        in table
+
+
+def test_svg_has_a_bar_per_server():
+    svg = bench_report.to_svg(_report())
+    # Two panels of five bars each, where "broken" has none.
+    assert svg.startswith("<svg") and svg.count("<rect") == 8
+    assert "not measured" in svg
