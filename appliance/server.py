@@ -25,9 +25,11 @@ def serve(settings: Settings, announce=print) -> None:
     from waitress import create_server
 
     from appliance.api import create_app
+    from appliance.memory import tune_malloc
     from appliance.services import Services
     from appliance.standalone import start_standalone
 
+    tune_malloc()  # before any worker or onnxruntime thread allocates
     services = Services.build(settings)
     app = create_app(settings, services)
     server = create_server(app, **waitress_options(settings))
