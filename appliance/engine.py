@@ -1,11 +1,14 @@
 """onnxruntime sessions behind a bounded queue: one runner per bundle.
 
-Each runner owns `models.sessions` sessions (one by default, with every core as intra-op
-threads), each drained by one worker thread from a shared queue, so requests never
-oversubscribe a small CPU. A full queue answers 503 Busy at once rather than letting latency
-grow without bound. For models with a dynamic batch dimension a worker groups the requests
-waiting when it frees up into one `session.run` (micro-batching): it never waits for a batch
-to fill unless `max_wait_ms` says so, so a lone request pays nothing for it.
+Each runner has plain sessions (`models.sessions`, by default half the cores, one thread
+each), each drained by one worker thread from a shared queue, and for a small model an idle
+session: every core with spinning threads, used at once in the request's own thread when a
+request finds the model idle. So one request at a time gets the lowest latency, and a crowd
+gets the most throughput, because the plain sessions' threads neither spin nor synchronize
+and leave the other cores to decoding and the web server. A full queue answers 503 Busy at
+once rather than letting latency grow without bound. For models with a dynamic batch
+dimension a worker can group the requests waiting when it frees up into one `session.run`
+(micro-batching): it never waits for a batch to fill unless `max_wait_ms` says so.
 """
 
 from __future__ import annotations
@@ -105,11 +108,6 @@ def create_session(model_path: str, settings: Models, threads: int | None = None
     spinning = settings.spin if spin is None else spin
     options.add_session_config_entry("session.intra_op.allow_spinning",
                                      "1" if spinning else "0")
-    # No arena and no memory pattern: a run's activations go back when it ends instead of
-    # staying reserved per session (the HED sketch model held 40-90 MB that way), at no
-    # latency cost measured here.
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -163,7 +161,7 @@ class _Job:
 
 
 class Runner:
-    """Runs one bundle's model: a session, a bounded queue and a worker thread.
+    """Runs one bundle's model: its sessions, a bounded queue and a worker per plain session.
 
     Thread-safe: any number of request threads may call `run` at once.
     """

@@ -309,6 +309,7 @@ def test_a_crowd_queues_for_the_plain_sessions(classify_bundle, monkeypatch):
     runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
     with runner, ThreadPoolExecutor(4) as pool:
         idle.gate.clear()  # the first of the crowd holds the idle session...
+        runner.last_progress -= 1.0  # (the model has been idle a while)
         first = pool.submit(runner.run, _tensor([0, 1, 0]))
         assert idle.started.wait(5)
         # ...so the rest find it taken and queue for the worker and its plain session.
