@@ -13,12 +13,13 @@ dimension a worker can group the requests waiting when it frees up into one `ses
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,9 +42,6 @@ PROVIDER_NAMES = {
 }
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _STOP = object()
-# A request arriving this long after the model last finished, with nothing queued, is a lone
-# one; in a crowd the next job is waiting before the last one is done.
-IDLE_GAP_S = 0.001
 BIG_MODEL_MS = 10.0
 
 
@@ -180,6 +178,8 @@ class Runner:
         # slot is for a job run on the idle session in its caller's thread.
         self._busy: list[float | None] = [None] * (len(self.sessions) + 1)
         self._idle_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._admitted = 0  # requests between admit() and their answer, decoding included
         self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._closed = False
         self._workers = [threading.Thread(target=self._serve, args=(i,), daemon=True,
@@ -242,12 +242,22 @@ class Runner:
             raise job.error
         return job.outputs
 
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Around a whole request, decoding included: tells the runner whether a request
+        that reaches `run` is alone, or one of a crowd whose others are still decoding."""
+        with self._count_lock:
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._admitted -= 1
+
     def _model_idle(self) -> bool:
-        """Nothing queued, no worker busy, and nothing finished within the last IDLE_GAP_S:
-        a lone request, not one of a crowd between two of its runs."""
-        return (self.idle_session is not None and self._queue.empty()
-                and all(t is None for t in self._busy)
-                and time.monotonic() - self.last_progress >= IDLE_GAP_S)
+        """A lone request: no other admitted, nothing queued, no worker busy."""
+        return (self.idle_session is not None and self._admitted <= 1
+                and self._queue.empty() and all(t is None for t in self._busy))
 
     def _run_inline(self, tensor: np.ndarray) -> list[np.ndarray]:
         # In the caller's thread: no hand-over to a worker and back.

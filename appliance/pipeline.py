@@ -46,12 +46,13 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
     task = tasks.get(bundle.manifest.task)
     opts = task.options(query, bundle)
     clock = _Clock()
-    image, full_size = imaging.decode_sized(data, max_pixels,
-                                            task.decode_hint(bundle.manifest.input))
-    clock.lap("decode")
-    if on_image is not None:
-        on_image(data)
-    return _run(runner, task, image, full_size, opts, clock)
+    with runner.admit():
+        image, full_size = imaging.decode_sized(data, max_pixels,
+                                                task.decode_hint(bundle.manifest.input))
+        clock.lap("decode")
+        if on_image is not None:
+            on_image(data)
+        return _run(runner, task, image, full_size, opts, clock)
 
 
 def infer_image(runner: Runner, image: Image.Image,
@@ -61,7 +62,8 @@ def infer_image(runner: Runner, image: Image.Image,
     opts = task.options(query or {}, runner.bundle)
     clock = _Clock()
     clock.lap("decode")
-    return _run(runner, task, image, image.size, opts, clock)
+    with runner.admit():
+        return _run(runner, task, image, image.size, opts, clock)
 
 
 def _run(runner: Runner, task, image: Image.Image, full_size: tuple[int, int],

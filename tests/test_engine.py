@@ -309,7 +309,6 @@ def test_a_crowd_queues_for_the_plain_sessions(classify_bundle, monkeypatch):
     runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
     with runner, ThreadPoolExecutor(4) as pool:
         idle.gate.clear()  # the first of the crowd holds the idle session...
-        runner.last_progress -= 1.0  # (the model has been idle a while)
         first = pool.submit(runner.run, _tensor([0, 1, 0]))
         assert idle.started.wait(5)
         # ...so the rest find it taken and queue for the worker and its plain session.
@@ -320,12 +319,14 @@ def test_a_crowd_queues_for_the_plain_sessions(classify_bundle, monkeypatch):
     assert answers == [2, 2, 2] and len(plain.batches) == 3 and len(idle.batches) == 1
 
 
-def test_right_after_a_run_the_next_request_queues(classify_bundle, monkeypatch):
+def test_a_request_queues_while_another_is_still_decoding(classify_bundle, monkeypatch):
     runner, idle, plain = _idle_runner(classify_bundle, monkeypatch)
-    with runner:
-        runner.last_progress = time.monotonic() + 60  # as if a run had just finished
-        runner.run(_tensor([1, 0, 0]))
+    with runner, runner.admit():  # another request, still decoding its image
+        with runner.admit():
+            runner.run(_tensor([1, 0, 0]))
+        assert runner._admitted == 1
     assert plain.batches == [1] and idle.batches == []
+    assert runner._admitted == 0
 
 
 def test_warm_up_warms_both_sessions(classify_bundle, monkeypatch):

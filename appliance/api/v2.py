@@ -85,9 +85,10 @@ def infer(name: str, version: str = ""):
     svc.auth.require_infer(request.headers.get("Authorization"))
     svc.limiter.take(request.remote_addr or "unknown")
     runner = svc.registry.get(name)
-    header, binary = _split_body()
-    tensor = _input_tensor(runner, header, binary)
-    outputs = runner.run(tensor)
+    with runner.admit():
+        header, binary = _split_body()
+        tensor = _input_tensor(runner, header, binary)
+        outputs = runner.run(tensor)
     names = [o.name for o in runner.session.get_outputs()]
     return _reply(name, runner.bundle.manifest.version, header, names, outputs)
 
