@@ -25,6 +25,7 @@ def serve(settings: Settings, announce=print) -> None:
     from waitress import create_server
 
     from appliance.api import create_app
+    from appliance.dispatch import HotThreadDispatcher
     from appliance.memory import tune_malloc
     from appliance.services import Services
     from appliance.standalone import start_standalone
@@ -32,7 +33,8 @@ def serve(settings: Settings, announce=print) -> None:
     tune_malloc()  # before any worker or onnxruntime thread allocates
     services = Services.build(settings)
     app = create_app(settings, services)
-    server = create_server(app, **waitress_options(settings))
+    server = create_server(app, _dispatcher=HotThreadDispatcher(settings.server.threads),
+                           **waitress_options(settings))
     services.backlog = lambda: len(server.task_dispatcher.queue)
     stop = threading.Event()
     _install_signals(stop)
