@@ -68,6 +68,7 @@ def test_markdown_rows_failures_and_skips():
 
 def test_svg_has_a_bar_per_server():
     svg = bench_report.to_svg(_report())
-    # Two panels of five bars each, where "broken" has none.
-    assert svg.startswith("<svg") and svg.count("<rect") == 8
+    # Rates: bare limit, appliance, peer (no floor; "broken" has no bar); latencies: the
+    # bare loop and four servers, "broken" again without a bar.
+    assert svg.startswith("<svg") and svg.count("<rect") == 3 + 4
     assert "not measured" in svg

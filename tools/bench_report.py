@@ -141,7 +141,8 @@ def to_svg(report: dict, image: str = "small") -> str:
     for server in report["servers"]:
         colour = "#c2410c" if server["kind"] == "appliance" else "#fdba74"
         many, one = _run(server, image, top), _run(server, image, 1)
-        rate.append((server["name"], many and many["throughput_rps"], colour))
+        if server["kind"] != "floor":  # it runs no model: its rate would dwarf every bar
+            rate.append((server["name"], many and many["throughput_rps"], colour))
         lat.append((server["name"], one and one["p50_ms"], colour))
     info = report["images"][image]
     title = (f"{report['model']} on {report['machine']['cpu']} ({report['machine']['cores']}"
