@@ -11,6 +11,7 @@ import selectors
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,9 @@ def build_request(path: str, body: bytes, content_type: str) -> bytes:
 
 
 def multipart(field_name: str, data: bytes, filename: str = "photo.jpg") -> tuple[bytes, str]:
-    """`data` as one multipart file field, the way `curl -F field=@photo.jpg` sends it."""
-    boundary = "benchboundary7d1f0c"
+    """`data` as one multipart file field, the way `curl -F field=@photo.jpg` sends it;
+    returns the body and its Content-Type."""
+    boundary = uuid.uuid4().hex
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; "
             f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
     return head + data + f"\r\n--{boundary}--\r\n".encode(), \

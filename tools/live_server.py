@@ -14,8 +14,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
+
+from tools.bench_client import multipart
 
 BANNER = re.compile(r"bound to 127\.0\.0\.1:(\d+)")
 
@@ -117,12 +118,8 @@ def get(url: str) -> tuple[int, bytes, dict]:
 def post_image(url: str, data: bytes, filename: str = "photo.jpg",
                headers: dict | None = None) -> tuple[int, bytes, dict]:
     """POST `data` as multipart field `image`, the way `curl -F image=@photo.jpg` does."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode() + data + \
-        f"\r\n--{boundary}--\r\n".encode()
-    all_headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", **(headers or {})}
-    return request("POST", url, body, all_headers)
+    body, content_type = multipart("image", data, filename)
+    return request("POST", url, body, {"Content-Type": content_type, **(headers or {})})
 
 
 def request(method: str, url: str, body: bytes | None = None,
