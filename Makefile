@@ -18,6 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
 	@echo "make test   install everything and run the whole test suite"
+	@echo "make bench  the box against bare onnxruntime and other servers (tools/bench.py)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
