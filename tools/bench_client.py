@@ -239,18 +239,23 @@ class PeakMemory:
             self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
 
 
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of one process in MB (Linux). Raises OSError when it is gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0  # a zombie has no VmRSS line
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of `pid` and its descendants, in MB (0 for a process that is gone)."""
-    total_kb = 0
+    total = 0.0
     for one in descendants(pid):
         try:
-            status = Path(f"/proc/{one}/status").read_text()
+            total += process_rss_mb(one)
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kb += int(line.split()[1])
-    return total_kb / 1024
+    return total
 
 
 def descendants(pid: int) -> list[int]:

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tools.bench_client import multipart
+from tools.bench_client import multipart, process_rss_mb
 
 BANNER = re.compile(r"bound to 127\.0\.0\.1:(\d+)")
 
@@ -62,8 +62,7 @@ class LiveServer:
 
     def rss_mb(self) -> float:
         """The server's resident memory in MB (Linux)."""
-        status = Path(f"/proc/{self._server_pid()}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+        return process_rss_mb(self._server_pid())
 
     def wait_ready(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
