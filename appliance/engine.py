@@ -142,8 +142,7 @@ def open_sessions(bundle: Bundle, settings: Models) -> tuple[list, object | None
 def _run_ms(session, bundle: Bundle) -> float:
     """Milliseconds of one run on zeros, after one to warm up."""
     name, shape = check_signature(session, bundle)
-    dtype = np.uint8 if bundle.manifest.input.dtype == "uint8" else np.float32
-    zeros = np.zeros(shape, dtype=dtype)
+    zeros = np.zeros(shape, dtype=input_dtype(bundle))
     session.run(None, {name: zeros})
     started = time.perf_counter()
     session.run(None, {name: zeros})
@@ -205,7 +204,7 @@ class Runner:
 
     def warm_up(self) -> None:
         """Run the model once on zeros so the first real request is not slow."""
-        zeros = np.zeros(self.input_shape, dtype=self._input_dtype())
+        zeros = np.zeros(self.input_shape, dtype=input_dtype(self.bundle))
         self._enqueue(zeros)
         if self.idle_session is not None:
             self._session_run(self.idle_session, zeros)
@@ -218,7 +217,7 @@ class Runner:
         """
         if self._closed:
             raise Unavailable(f"model {self.bundle.name} is shutting down: retry in a moment")
-        if self._idle_lock.acquire(blocking=False):
+        if self.idle_session is not None and self._idle_lock.acquire(blocking=False):
             try:
                 if self._model_idle():
                     return self._run_inline(tensor)
@@ -256,8 +255,8 @@ class Runner:
 
     def _model_idle(self) -> bool:
         """A lone request: no other admitted, nothing queued, no worker busy."""
-        return (self.idle_session is not None and self._admitted <= 1
-                and self._queue.empty() and all(t is None for t in self._busy))
+        return (self._admitted <= 1 and self._queue.empty()
+                and all(t is None for t in self._busy))
 
     def _run_inline(self, tensor: np.ndarray) -> list[np.ndarray]:
         # In the caller's thread: no hand-over to a worker and back.
@@ -283,9 +282,6 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def _input_dtype(self) -> type:
-        return np.uint8 if self.bundle.manifest.input.dtype == "uint8" else np.float32
 
     def _serve(self, index: int) -> None:
         while True:
@@ -342,6 +338,11 @@ class Runner:
             return session.run(None, {self.input_name: tensor})
         except Exception as exc:
             raise ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}") from exc
+
+
+def input_dtype(bundle: Bundle) -> type:
+    """The numpy type of the model's input tensor."""
+    return np.uint8 if bundle.manifest.input.dtype == "uint8" else np.float32
 
 
 def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:

@@ -17,7 +17,7 @@ def main(folder: str) -> int:
     import onnxruntime as ort
 
     from appliance import bundle as bundles
-    from appliance.engine import check_signature
+    from appliance.engine import check_signature, input_dtype
     from appliance.errors import ApplianceError
 
     try:
@@ -30,8 +30,7 @@ def main(folder: str) -> int:
         session = ort.InferenceSession(found.model_path.read_bytes(), options,
                                        providers=["CPUExecutionProvider"])
         name, shape = check_signature(session, found)
-        dtype = np.uint8 if found.manifest.input.dtype == "uint8" else np.float32
-        session.run(None, {name: np.zeros(shape, dtype)})
+        session.run(None, {name: np.zeros(shape, input_dtype(found))})
     except ApplianceError as exc:
         print(exc.message)
         return 3
