@@ -31,6 +31,18 @@ def test_bgr_nhwc_and_scale():
     assert np.allclose(tensor[0, 0, 0], [15, 10, 5])
 
 
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_planar_nchw_equals_the_formula_per_channel(color):
+    pixels = np.random.default_rng(3).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    chosen = spec(color=color, scale=1 / 255, mean=(0.485, 0.456, 0.406),
+                  std=(0.229, 0.224, 0.225))
+    tensor, _ = preprocess.prepare(Image.fromarray(pixels), chosen)
+    ordered = pixels[..., ::-1] if color == "BGR" else pixels
+    expected = (ordered / 255.0 - np.array(chosen.mean)) / np.array(chosen.std)
+    assert tensor.flags.c_contiguous and tensor.dtype == np.float32
+    np.testing.assert_allclose(tensor[0], expected.transpose(2, 0, 1), rtol=1e-5, atol=1e-5)
+
+
 def test_uint8_input_is_raw_pixels():
     tensor, _ = preprocess.prepare(Image.new("RGB", (6, 4), (1, 2, 3)), spec(dtype="uint8"))
     assert tensor.dtype == np.uint8
