@@ -87,9 +87,10 @@ def _planar(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     gain, offset = _affine(spec)
     order = (2, 1, 0) if spec.color == "BGR" else (0, 1, 2)
     out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    # mean and std are in the model's channel order, as in the interleaved path.
     for plane, channel in enumerate(order):
-        np.multiply(pixels[..., channel], gain[channel], out=out[plane])
-        out[plane] += offset[channel]
+        np.multiply(pixels[..., channel], gain[plane], out=out[plane])
+        out[plane] += offset[plane]
     return out
 
 
