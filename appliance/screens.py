@@ -12,6 +12,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from appliance.text import one_line
+
 INK = (245, 245, 240)
 SHADE = (0, 0, 0, 150)
 ACCENT = (249, 115, 22)
@@ -113,11 +115,13 @@ def error(size: tuple[int, int], what: str, action: str, info: Status | None) ->
     u = unit(size)
     width = size[0] - 3 * u
     y = size[1] * 0.3
-    for line in _wrap(draw, what, font(u * 1.3), width):
+    bottom = size[1] - u * 2  # above the footer line
+    # `what` may quote anything (a manifest, an exception): it keeps one line for `action`.
+    for line in _wrap(draw, what, font(u * 1.3), width, _lines(bottom - y - u * 1.8, u * 1.7)):
         draw.text((u * 1.5, y), line, font=font(u * 1.3), fill=INK)
         y += u * 1.7
     y += u * 0.6
-    for line in _wrap(draw, action, font(u * 0.9), width):
+    for line in _wrap(draw, action, font(u * 0.9), width, _lines(bottom - y, u * 1.2)):
         draw.text((u * 1.5, y), line, font=font(u * 0.9), fill=ACCENT)
         y += u * 1.2
     if info is not None:
@@ -126,6 +130,11 @@ def error(size: tuple[int, int], what: str, action: str, info: Status | None) ->
         draw.text((u * 1.5, size[1] - u * 1.5), _fit(draw, small, font(u * 0.6), width),
                   font=font(u * 0.6), fill=(150, 150, 150))
     return screen
+
+
+def _lines(height: float, step: float) -> int:
+    """How many lines `step` apart fit in `height` (at least one)."""
+    return max(1, int(height / step))
 
 
 def _boxes(size, frame: Image.Image, detections: list[dict]) -> Image.Image:
@@ -177,14 +186,13 @@ def _caption(screen: Image.Image, caption: Caption | None, hint: str) -> None:
     top = screen.size[1] - height
     draw.rectangle((0, top, screen.size[0], screen.size[1]), fill=SHADE)
     if caption is not None:
-        text = f"{caption.model}  ·  {caption.author}  ·  {caption.license}"
-        draw.text((u * 0.8, top + u * 0.35), _fit(draw, text, font(u * 0.6),
-                                                  screen.size[0] - 1.6 * u),
-                  font=font(u * 0.6), fill=(220, 220, 220))
+        text = _credit(draw, caption, font(u * 0.6), screen.size[0] - 1.6 * u)
+        draw.text((u * 0.8, top + u * 0.35), text, font=font(u * 0.6), fill=(220, 220, 220))
     if hint:
         hint_font = font(u * 1.0)
-        lines = _wrap(draw, hint, hint_font, screen.size[0] - 2 * u)
         y = u * 0.8
+        lines = _wrap(draw, hint, hint_font, screen.size[0] - 2 * u,
+                      _lines(top - y, u * 1.3))
         for line in lines:
             width = draw.textlength(line, font=hint_font)
             draw.text(((screen.size[0] - width) / 2, y), line, font=hint_font, fill=INK,
@@ -193,22 +201,90 @@ def _caption(screen: Image.Image, caption: Caption | None, hint: str) -> None:
     screen.paste(Image.alpha_composite(screen.convert("RGBA"), overlay).convert("RGB"))
 
 
+# The narrowest glyph of Pillow's default font (Aileron) is 1/8 em; 1/10 em leaves room for
+# kerning and rounding. No more than width / (MIN_ADVANCE_EM em) characters fit on a line, so
+# no more are ever measured: fitting costs what the screen holds, not what the text holds (a
+# 200 KB author once stopped the kiosk loop). Glyphs narrower still (zero-width marks) only
+# bring the ellipsis a little early.
+MIN_ADVANCE_EM = 0.1
+
+
+def _bound(face, width: float) -> int:
+    """The most characters of `face` that could fit in `width` pixels."""
+    return max(0, int(width / (getattr(face, "size", 8) * MIN_ADVANCE_EM))) + 1
+
+
+def _credit(draw: ImageDraw.ImageDraw, caption: Caption, face, width: float) -> str:
+    """'model  ·  author  ·  licence' fitted to `width`; when the author would push the
+    licence out of sight, the author gives way (the licence keeps up to a third of the line)."""
+    limit = _bound(face, width)
+    model, author, licence = (one_line(t[:limit + 1])
+                              for t in (caption.model, caption.author, caption.license))
+    head = f"{model}  ·  "
+    full = f"{head}{author}  ·  {licence}"
+    plain = _fit(draw, full, face, width)
+    if plain == full or len(plain) > len(head) + len(author) + 6:  # some licence shows
+        return plain
+    tail = f"  ·  {_fit(draw, licence, face, width / 3)}"
+    room = width - draw.textlength(head + tail, font=face)
+    if room < face.size * 3:
+        return plain
+    return _fit(draw, head + _fit(draw, author, face, room) + tail, face, width)
+
+
 def _fit(draw: ImageDraw.ImageDraw, text: str, face, width: float) -> str:
     """`text`, shortened with an ellipsis until it fits `width`."""
-    if draw.textlength(text, font=face) <= width:
+    limit = _bound(face, width)
+    text = one_line(text[:limit + 1])
+    if len(text) <= limit and draw.textlength(text, font=face) <= width:
         return text
-    while text and draw.textlength(text + "…", font=face) > width:
-        text = text[:-1]
-    return text + "…"
+    return _shorten(draw, text, face, width)
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, face, width: float) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and draw.textlength(candidate, font=face) > width:
-            lines.append(line)
-            line = word
+def _shorten(draw: ImageDraw.ImageDraw, text: str, face, width: float) -> str:
+    """The longest prefix of `text` that fits `width` with an ellipsis after it, and the
+    ellipsis: a binary search over the prefix's length, a dozen measurements at most."""
+    text = one_line(text[:_bound(face, width)])
+    fits, too_long = 0, len(text) + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if draw.textlength(text[:middle] + "…", font=face) <= width:
+            fits = middle
         else:
-            line = candidate
-    return [*lines, line] if line else lines
+            too_long = middle
+    return text[:fits] + "…"
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, face, width: float,
+          max_lines: int) -> list[str]:
+    """`text` in lines of whole words that fit `width`, at most `max_lines`; a word wider
+    than a line is shortened, and text left over ends the last line with an ellipsis."""
+    limit = _bound(face, width)
+    room = (limit + 1) * max_lines  # more characters than `max_lines` lines can hold
+    words = one_line(text[:room]).split()
+    lines: list[str] = []
+    while words and len(lines) < max_lines:
+        count = _words_that_fit(draw, words, face, width, limit)
+        lines.append(" ".join(words[:count]))
+        words = words[count:]
+    if lines and (words or len(text) > room):
+        lines[-1] = _shorten(draw, f"{lines[-1]} {' '.join(words[:limit])}", face, width)
+    return [_fit(draw, line, face, width) for line in lines]
+
+
+def _words_that_fit(draw: ImageDraw.ImageDraw, words: list[str], face, width: float,
+                    limit: int) -> int:
+    """How many of the first `words` fit on one line, by a binary search over their number
+    (at least one: a word wider than the line stands alone, to be shortened)."""
+    candidates, chars = 0, -1
+    while candidates < len(words) and chars + 1 + len(words[candidates]) <= limit:
+        chars += 1 + len(words[candidates])
+        candidates += 1
+    fits, too_many = 1, candidates + 1
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if draw.textlength(" ".join(words[:middle]), font=face) <= width:
+            fits = middle
+        else:
+            too_many = middle
+    return fits
