@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from appliance import imaging, tasks
+from appliance.decodebudget import DecodeBudget
 from appliance.engine import Runner
 from appliance.tasks.base import Result
 from appliance.tasks.preprocess import for_source
@@ -35,12 +36,15 @@ class Answer:
 
 
 def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int,
-          on_image: Callable[[bytes], None] | None = None) -> Answer:
+          on_image: Callable[[bytes], None] | None = None,
+          budget: DecodeBudget | None = None) -> Answer:
     """Run `runner`'s model on image bytes with the request's options.
 
-    `on_image` receives the bytes once they decoded as a picture (the `push` camera).
-    Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input, Busy/Unavailable when
-    the model cannot take it now.
+    `on_image` receives the bytes once they decoded as a picture (the `push` camera);
+    `budget` bounds the memory the decode holds (None: unbounded, for the CLI).
+    Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input (PayloadTooLarge also
+    for an image whose decode would hold more than `budget` allows one), Busy/Unavailable
+    when the model, or the budget, cannot take it now.
     """
     bundle = runner.bundle
     task = tasks.get(bundle.manifest.task)
@@ -48,7 +52,8 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
     clock = _Clock()
     with runner.admit():
         image, full_size = imaging.decode_sized(data, max_pixels,
-                                                task.decode_hint(bundle.manifest.input))
+                                                task.decode_hint(bundle.manifest.input),
+                                                budget)
         clock.lap("decode")
         if on_image is not None:
             on_image(data)

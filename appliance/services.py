@@ -12,6 +12,7 @@ from typing import Any
 
 from appliance.auth import Auth, admin_token
 from appliance.config import Settings
+from appliance.decodebudget import MB, DecodeBudget
 from appliance.metrics import Metrics
 from appliance.registry import Registry
 
@@ -29,6 +30,7 @@ class Services:
     limiter: Any = None  # the per-client RateLimiter
     push_camera: Any = None  # a PushCamera when camera.kind is push
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
+    decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Any = field(default=lambda: 0)
@@ -48,8 +50,10 @@ class Services:
 
         token = admin if admin is not None else admin_token(settings.state.dir)
         limiter = RateLimiter(settings.auth.rate_per_minute, settings.auth.burst)
+        decodes = DecodeBudget(settings.imaging.max_decoding_mb * MB,
+                               settings.imaging.max_decode_mb * MB)
         return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
-                   limiter=limiter)
+                   limiter=limiter, decodes=decodes)
 
     def start(self, background: bool = True) -> None:
         """Load the models, in a background thread unless `background` is False."""

@@ -320,7 +320,7 @@ def start_standalone(services, pin_factory=None) -> Gallery:
     if isinstance(display, KioskDisplay):
         services.screen = display
     if settings.camera.kind == "push":
-        services.push_camera = PushCamera(display.size)
+        services.push_camera = PushCamera(display.size, services.decodes)
     camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
     kiosk = Kiosk(services, camera, display)
     pins = [getattr(settings.buttons, n) for n in ("next", "previous", "capture", "shutdown",

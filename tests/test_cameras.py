@@ -85,3 +85,12 @@ def test_optional_drivers_missing_is_a_clear_error():
         open_camera(settings)
     settings.kind = "none"
     assert isinstance(open_camera(settings), NoCamera)
+
+
+def test_row29_the_push_camera_decodes_within_the_servers_budget():
+    from appliance.decodebudget import DecodeBudget
+
+    camera = PushCamera(budget=DecodeBudget(total=1 << 20, per_decode=1 << 20))
+    camera.push(image_bytes(size=(2000, 1000), fmt="PNG"))  # 8 MB of pixels to decode
+    with pytest.raises(CameraError, match="this box decodes up to 1 MB per image"):
+        camera.read()

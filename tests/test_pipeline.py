@@ -28,3 +28,17 @@ def test_negative_model_returns_the_negative(services):
     pixels = np.asarray(answer.result.image)
     assert answer.result.image.size == (64, 48)
     assert pixels[5, 5].tolist() == [0, 255, 255]
+
+
+def test_row29_infer_decodes_within_the_services_budget(services):
+    from appliance.decodebudget import MB, DecodeBudget
+    from appliance.errors import PayloadTooLarge
+
+    assert (services.decodes.total, services.decodes.per_decode) == (512 * MB, 256 * MB)
+    runner = services.registry.get("tiny-classify")
+    big = image_bytes((0, 0, 255), size=(4000, 3000), fmt="PNG")
+    answer = pipeline.infer(runner, big, {}, 50_000_000, budget=services.decodes)
+    assert answer.body()["predictions"][0]["label"] == "blue"
+    assert services.decodes.in_flight == 0
+    with pytest.raises(PayloadTooLarge, match="this box decodes up to 1 MB per image"):
+        pipeline.infer(runner, big, {}, 50_000_000, budget=DecodeBudget(MB, MB))

@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
 from appliance import imaging
 from appliance.config import Camera as CameraSettings
 from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.decodebudget import DecodeBudget
 
 PICTURES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
@@ -83,11 +86,14 @@ class PushCamera:
     """The last image sent to the API becomes the frame (a phone or a script is the camera).
 
     Uploads are kept as bytes and decoded here, in the loop's thread, at the screen's size:
-    the request path decodes only as much as its model needs.
+    the request path decodes only as much as its model needs. The decode holds its bytes in
+    `budget` (the server's DecodeBudget), like every decode of a stranger's upload.
     """
 
-    def __init__(self, size: tuple[int, int] = (1920, 1080)) -> None:
+    def __init__(self, size: tuple[int, int] = (1920, 1080),
+                 budget: DecodeBudget | None = None) -> None:
         self.size = size
+        self.budget = budget
         self._lock = threading.Lock()
         self._data: tuple[int, bytes] | None = None
         self._frame: tuple[int, Image.Image] | None = None
@@ -104,7 +110,7 @@ class PushCamera:
             return None
         if self._frame is None or self._frame[0] != data[0]:
             try:
-                image = imaging.decode(data[1], 100_000_000, self.size)
+                image = imaging.decode(data[1], 100_000_000, self.size, self.budget)
             except ApplianceError as exc:
                 raise CameraError(f"the pushed picture cannot be read: {exc.message}") \
                     from None
