@@ -2,7 +2,9 @@
 
 The writer (tools/) and the reader (the box) share this one schema. Unknown fields and unknown
 format versions are refused; the model's sha256 is verified before it is loaded; every error
-names the file and the field.
+names the file and the field. What a bundle may hold is capped so that reading one costs the
+server little before the install probe has run: every string (appliance.schema), the input
+size, and the labels file (its size is checked before a byte of it is read).
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ from typing import Any
 
 from appliance import tasks
 from appliance.errors import BundleError
-from appliance.schema import Field, list_of, one_of, positive, validate
+from appliance.schema import Field, list_of, one_of, positive, text_problem, validate
 from appliance.storage import fsync_dir
 
 FORMAT = "appliance-bundle/1"
 MANIFEST = "manifest.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_MANIFEST_BYTES = 256 * 1024
+# The default bundles take 128-320 px, classifiers commonly 224-600, detectors up to 1280 and
+# image-to-image models 512-1024. 4096 a side and 2048 x 2048 in area keep one float input
+# at 48 MB or less; what a model builds from it is measured by the install probe.
+MAX_SIDE = 4096
+MAX_AREA = 2048 * 2048
+# ImageNet-21k has 21,843 labels in about 0.5 MB; the default bundles' longest label is 30.
+MAX_LABELS_BYTES = 1 << 20
+MAX_LABELS = 100_000
+MAX_LABEL_LENGTH = 200
 
 
 def _name(value: str) -> str | None:
@@ -51,9 +62,9 @@ def _not_negative(value: float) -> str | None:
 TOP = {
     "format": Field(str),
     "name": Field(str, check=_name),
-    "version": Field(str),
+    "version": Field(str, max_length=64),
     "task": Field(str, check=one_of(*tasks.NAMES)),
-    "description": Field(str, required=False, default=""),
+    "description": Field(str, required=False, default="", max_length=4000, multiline=True),
     "attribution": Field(dict),
     "model": Field(dict),
     "input": Field(dict),
@@ -62,9 +73,9 @@ TOP = {
     "serving": Field(dict, required=False, default={}),
 }
 ATTRIBUTION = {
-    "author": Field(str),
-    "source": Field(str),
-    "license": Field(str),
+    "author": Field(str, max_length=300),
+    "source": Field(str, max_length=500),
+    "license": Field(str, max_length=200),
 }
 MODEL = {
     "file": Field(str, check=_plain_file),
@@ -182,8 +193,7 @@ def _parse(data: Any, where: str) -> Manifest:
     spec = validate(top["input"], INPUT, f"{where}.input")
     if any(v == 0 for v in spec["std"]):
         raise ValueError(f"{where}.input.std: must not contain 0")
-    if any(v <= 0 for v in spec["size"]):
-        raise ValueError(f"{where}.input.size: both sides must be above 0")
+    _check_size(spec["size"], f"{where}.input.size")
     return Manifest(
         name=top["name"], version=top["version"], task=top["task"],
         description=top["description"],
@@ -196,6 +206,18 @@ def _parse(data: Any, where: str) -> Manifest:
         serving={k: v for k, v in validate(top["serving"], SERVING, f"{where}.serving")
                  .items() if v is not None},
     )
+
+
+def _check_size(size: list[int], where: str) -> None:
+    height, width = size
+    if height <= 0 or width <= 0:
+        raise ValueError(f"{where}: both sides must be above 0")
+    if max(height, width) > MAX_SIDE:
+        raise ValueError(f"{where}: {height} x {width} has a side over {MAX_SIDE}, the limit; "
+                         "resize to a smaller input")
+    if height * width > MAX_AREA:
+        raise ValueError(f"{where}: {height} x {width} is over {MAX_AREA:,} pixels, the limit "
+                         "(2048 x 2048); resize to a smaller input")
 
 
 def _input_spec(spec: dict[str, Any]) -> InputSpec:
@@ -249,10 +271,29 @@ def _read_labels(folder: Path, manifest: Manifest) -> list[str]:
         raise BundleError(f"{folder.name}/{MANIFEST}.output.labels: {_plain_file(name)}")
     path = folder / name
     _check_regular(path, folder)
-    labels = path.read_text(encoding="utf-8").splitlines()
-    if not labels:
-        raise BundleError(f"{folder.name}/{name}: empty; one label per line is needed")
+    where = f"{folder.name}/{name}"
+    size = path.stat().st_size  # before reading: a 150 MB file once took the server to 3.9 GB
+    if size > MAX_LABELS_BYTES:
+        raise BundleError(f"{where}: {size:,} bytes, over the {MAX_LABELS_BYTES:,} byte "
+                          "limit for a labels file; one short label per line")
+    try:
+        labels = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
+            from None
+    _check_labels(labels, where)
     return labels
+
+
+def _check_labels(labels: list[str], where: str) -> None:
+    if not labels:
+        raise BundleError(f"{where}: empty; one label per line is needed")
+    if len(labels) > MAX_LABELS:
+        raise BundleError(f"{where}: {len(labels):,} lines, over the limit of {MAX_LABELS:,}")
+    for number, label in enumerate(labels, start=1):
+        problem = text_problem(label, MAX_LABEL_LENGTH)
+        if problem:
+            raise BundleError(f"{where}: line {number} {problem}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -196,12 +196,13 @@ def cmd_install(args: argparse.Namespace) -> int:
             folder = staging / "unpacked"
             shutil.copytree(source, folder, symlinks=True)
             name = bundles.read(folder).name
-            installer.probe(folder)
+            installer.probe(folder, settings.models.timeout_s,
+                            settings.models.probe_memory_mb)
         else:
             upload = staging / "upload.tar.gz"
             shutil.copyfile(source, upload)
             folder = installer.stage(models_dir, upload, None,
-                                     settings.models.max_install_mb << 20)
+                                     settings.models.max_install_mb << 20, settings.models)
             name = bundles.read(folder, verify=False).name
         with Registry(settings) as registry:
             runner, replaced = registry.install(folder, name)

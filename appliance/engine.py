@@ -9,6 +9,11 @@ and leave the other cores to decoding and the web server. A full queue answers 5
 once rather than letting latency grow without bound. For models with a dynamic batch
 dimension a worker can group the requests waiting when it frees up into one `session.run`
 (micro-batching): it never waits for a batch to fill unless `max_wait_ms` says so.
+
+Every request has a deadline, `models.timeout_s` after it reached the runner: a run still
+going then is terminated (appliance.deadlines) and answered 504, a job still queued then is
+dropped unrun, so a model that would run for ever gives its CPU back. Each overrun is counted
+and handed to `on_overrun` (the registry reports it and stops serving a repeat offender).
 """
 
 from __future__ import annotations
@@ -19,13 +24,21 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from appliance.errors import BundleError, Busy, ConfigError, ModelLoadError, Unavailable
+from appliance.deadlines import Deadlines, Ticket
+from appliance.errors import (
+    BundleError,
+    Busy,
+    ConfigError,
+    DeadlineExceeded,
+    ModelLoadError,
+    Unavailable,
+)
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -43,6 +56,12 @@ PROVIDER_NAMES = {
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _STOP = object()
 BIG_MODEL_MS = 10.0
+# How long past its deadline a request waits for its terminated run to hand back the error
+# (onnxruntime needs milliseconds; one node that cannot be interrupted takes longer, and
+# then the request gives up with 503 while the watchdog sees the run as stuck).
+STOP_GRACE_S = 1.0
+# How long close(cancel=True) waits for terminated runs to return.
+CANCEL_WAIT_S = 5.0
 
 
 def cpu_count() -> int:
@@ -117,7 +136,8 @@ def create_session(model_path: str, settings: Models, threads: int | None = None
         raise ModelLoadError(f"onnxruntime cannot load {model_path}: {exc}") from exc
 
 
-def open_sessions(bundle: Bundle, settings: Models) -> tuple[list, object | None]:
+def open_sessions(bundle: Bundle, settings: Models,
+                  deadlines: Deadlines) -> tuple[list, object | None]:
     """The plain sessions that serve the queue, and the idle session (or None).
 
     A request that finds a small model idle runs at once in its own thread on the idle
@@ -126,48 +146,72 @@ def open_sessions(bundle: Bundle, settings: Models) -> tuple[list, object | None
     decoding and the web server. A big model (a run of BIG_MODEL_MS or more on every core)
     gains little from spinning and a second copy of its activations costs tens of MB, so it
     gets one session on every core that serves everything.
-    Raises ModelLoadError or BundleError.
+    Raises ModelLoadError (also when the timing runs pass models.timeout_s) or BundleError.
     """
     path, cores = bundle.model_path, cpu_count()
     if not settings.idle_session or cores == 1:
         return [create_session(path, settings) for _ in range(session_count(settings))], None
     probe = create_session(path, settings, threads=cores, spin=False)
-    if _run_ms(probe, bundle) >= BIG_MODEL_MS:
+    if _run_ms(probe, bundle, deadlines, settings.timeout_s) >= BIG_MODEL_MS:
         return [probe], None
     del probe
     plain = [create_session(path, settings) for _ in range(session_count(settings))]
     return plain, create_session(path, settings, threads=cores, spin=True)
 
 
-def _run_ms(session, bundle: Bundle) -> float:
-    """Milliseconds of one run on zeros, after one to warm up."""
+def _run_ms(session, bundle: Bundle, deadlines: Deadlines, timeout_s: float) -> float:
+    """Milliseconds of one run on zeros, after one to warm up; both within `timeout_s`.
+
+    Raises ModelLoadError when the model fails on zeros or does not finish in time.
+    """
     name, shape = check_signature(session, bundle)
     zeros = np.zeros(shape, dtype=input_dtype(bundle))
-    session.run(None, {name: zeros})
-    started = time.perf_counter()
-    session.run(None, {name: zeros})
+    with deadlines.watch(time.monotonic() + timeout_s) as ticket:
+        try:
+            session.run(None, {name: zeros}, ticket.options)
+            started = time.perf_counter()
+            session.run(None, {name: zeros}, ticket.options)
+        except Exception as exc:
+            reason = (f"did not finish within {timeout_s:g} s (models.timeout_s)"
+                      if ticket.expired else f"failed: {exc}")
+            raise ModelLoadError(f"model {bundle.name} {reason} on an input of zeros") \
+                from None
     return (time.perf_counter() - started) * 1000
 
 
 @dataclass
 class _Job:
     tensor: np.ndarray
+    deadline: float  # time.monotonic(): the run is terminated, or the job dropped, then
     done: threading.Event = field(default_factory=threading.Event)
     outputs: list[np.ndarray] | None = None
     error: BaseException | None = None
+    abandoned: bool = False  # its request has given up: never start it
 
 
 class Runner:
     """Runs one bundle's model: its sessions, a bounded queue and a worker per plain session.
 
-    Thread-safe: any number of request threads may call `run` at once.
+    Thread-safe: any number of request threads may call `run` at once. `deadlines` is the
+    process's watcher (the registry shares one); without it the runner keeps its own.
     """
 
-    def __init__(self, bundle: Bundle, settings: Models, session=None) -> None:
+    def __init__(self, bundle: Bundle, settings: Models, session=None,
+                 deadlines: Deadlines | None = None,
+                 on_overrun: Callable[[Runner], None] | None = None) -> None:
         self.bundle = bundle
         self.settings = settings
-        self.sessions, self.idle_session = ([session], None) if session is not None \
-            else open_sessions(bundle, settings)
+        self._own_deadlines = deadlines is None
+        self._deadlines = deadlines or Deadlines()
+        self.on_overrun = on_overrun
+        self.overruns = 0  # runs stopped at their deadline
+        try:
+            self.sessions, self.idle_session = ([session], None) if session is not None \
+                else open_sessions(bundle, settings, self._deadlines)
+        except BaseException:
+            if self._own_deadlines:
+                self._deadlines.close()
+            raise
         self.session = self.sessions[0]
         self.input_name, self.input_shape = check_signature(self.session, bundle)
         self.max_batch, self.max_wait_ms = batching(bundle, settings)
@@ -181,6 +225,10 @@ class Runner:
         self._admitted = 0  # requests between admit() and their answer, decoding included
         self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._closed = False
+        self._cancelled = False
+        self._stop_sent = False
+        self._tickets: set[Ticket] = set()  # runs in progress, terminated by a cancel
+        self._state_lock = threading.Lock()
         self._workers = [threading.Thread(target=self._serve, args=(i,), daemon=True,
                                           name=f"engine-{bundle.name}-{i}")
                          for i in range(len(self.sessions))]
@@ -203,16 +251,20 @@ class Runner:
         return started is not None and now - started > limit
 
     def warm_up(self) -> None:
-        """Run the model once on zeros so the first real request is not slow."""
+        """Run the model once on zeros so the first real request is not slow.
+
+        Raises what `run` raises (DeadlineExceeded for a model that overruns on zeros).
+        """
         zeros = np.zeros(self.input_shape, dtype=input_dtype(self.bundle))
         self._enqueue(zeros)
         if self.idle_session is not None:
-            self._session_run(self.idle_session, zeros)
+            self._session_run(self.idle_session, zeros, self._deadline())
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on one input tensor (batch of one) and return its outputs.
 
-        Raises Busy (queue full), Unavailable (closed or timed out) or ModelLoadError
+        Raises Busy (queue full), Unavailable (closed, cancelled, or no answer in time),
+        DeadlineExceeded (the run passed models.timeout_s and was stopped) or ModelLoadError
         (onnxruntime failed on this input).
         """
         if self._closed:
@@ -225,15 +277,19 @@ class Runner:
                 self._idle_lock.release()
         return self._enqueue(tensor)
 
+    def _deadline(self) -> float:
+        return time.monotonic() + self.settings.timeout_s
+
     def _enqueue(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run `tensor` through the queue and a worker; waits for the answer."""
-        job = _Job(tensor)
+        job = _Job(tensor, self._deadline())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise Busy(f"model {self.bundle.name} has {self.settings.queue_size} requests "
                        "waiting: retry in a second", headers={"Retry-After": "1"}) from None
-        if not job.done.wait(self.settings.timeout_s):
+        if not job.done.wait(self.settings.timeout_s + STOP_GRACE_S):
+            job.abandoned = True
             raise Unavailable(f"model {self.bundle.name} did not answer within "
                               f"{self.settings.timeout_s:g} s: retry later",
                               headers={"Retry-After": "5"})
@@ -262,20 +318,61 @@ class Runner:
         # In the caller's thread: no hand-over to a worker and back.
         self._busy[-1] = time.monotonic()
         try:
-            return self._session_run(self.idle_session, tensor)
+            return self._session_run(self.idle_session, tensor, self._deadline())
         finally:
             self.last_progress = time.monotonic()
             self._busy[-1] = None
 
-    def close(self) -> None:
-        """Stop the worker after the jobs already queued have run."""
-        if self._closed:
-            return
-        self._closed = True
-        for _ in self._workers:
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers after the jobs already queued have run; with `cancel`, at once:
+        runs in progress are terminated and queued jobs answered Unavailable (a model
+        removed, or the box stopping after its drain). Waits a bounded time for the runs."""
+        with self._state_lock:
+            if self._closed and (self._cancelled or not cancel):
+                return
+            self._closed = True
+            self._cancelled = cancel
+            tickets = list(self._tickets) if cancel else []
+            send_stop, self._stop_sent = not self._stop_sent, True
+        for ticket in tickets:
+            ticket.cancel()
+        if cancel:
+            self._drop_queued()
+        if send_stop:
+            for _ in self._workers:
+                self._queue.put(_STOP)
+        wait = CANCEL_WAIT_S if cancel else self.settings.timeout_s + STOP_GRACE_S
+        self._wait_for_runs(time.monotonic() + wait)
+        if self._own_deadlines:
+            self._deadlines.close()
+
+    def _drop_queued(self) -> None:
+        """Answer every job still queued with Unavailable, keeping the stop markers."""
+        stops = 0
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                stops += 1
+                continue
+            job.error = self._stopped_error()
+            job.done.set()
+        for _ in range(stops):
             self._queue.put(_STOP)
+
+    def _wait_for_runs(self, deadline: float) -> None:
         for worker in self._workers:
-            worker.join(timeout=self.settings.timeout_s)
+            if worker is not threading.current_thread():
+                worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        while self._busy[-1] is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # an inline run in a request thread: nothing to join
+
+    def _stopped_error(self) -> Unavailable:
+        return Unavailable(f"model {self.bundle.name} was removed or the box is stopping: "
+                           "its run was stopped; retry, or pick another model (GET "
+                           "/v1/models)", headers={"Retry-After": "2"})
 
     def __enter__(self) -> Runner:
         return self
@@ -289,10 +386,22 @@ class Runner:
             if job is _STOP:
                 return
             self._busy[index] = time.monotonic()
-            jobs = self._gather(job) if self.batching else [job]
-            self._execute(self.sessions[index], jobs)
+            jobs = [j for j in (self._gather(job) if self.batching else [job]) if self._live(j)]
+            if jobs:
+                self._execute(self.sessions[index], jobs)
             self.last_progress = time.monotonic()
             self._busy[index] = None
+
+    def _live(self, job: _Job) -> bool:
+        """Whether a dequeued job should still run: not when its request has given up or
+        its deadline passed while it waited (it is answered here instead)."""
+        if not job.abandoned and time.monotonic() < job.deadline:
+            return True
+        job.error = Unavailable(f"model {self.bundle.name} did not start this request "
+                                f"within {self.settings.timeout_s:g} s: retry later",
+                                headers={"Retry-After": "5"})
+        job.done.set()
+        return False
 
     def _gather(self, first: _Job) -> list[_Job]:
         """`first` and the jobs already waiting (or arriving within max_wait_ms)."""
@@ -310,10 +419,16 @@ class Runner:
         return jobs
 
     def _execute(self, session, jobs: list[_Job]) -> None:
+        deadline = max(job.deadline for job in jobs)
         if len(jobs) > 1:
             try:
                 batch = np.concatenate([job.tensor for job in jobs])
-                outputs = self._session_run(session, batch)
+                outputs = self._session_run(session, batch, deadline)
+            except (DeadlineExceeded, Unavailable) as exc:
+                for job in jobs:  # stopped: running them again would only overrun again
+                    job.error = exc
+                    job.done.set()
+                return
             except Exception:
                 # One bad input must not fail its batch-mates: run each alone.
                 for job in jobs:
@@ -328,16 +443,45 @@ class Runner:
             return
         job = jobs[0]
         try:
-            job.outputs = self._session_run(session, job.tensor)
+            job.outputs = self._session_run(session, job.tensor, deadline)
         except BaseException as exc:  # handed to the waiting request thread
             job.error = exc
         job.done.set()
 
-    def _session_run(self, session, tensor: np.ndarray) -> list[np.ndarray]:
-        try:
-            return session.run(None, {self.input_name: tensor})
-        except Exception as exc:
-            raise ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}") from exc
+    def _session_run(self, session, tensor: np.ndarray, deadline: float) -> list[np.ndarray]:
+        """One `session.run`, terminated at `deadline` or by a cancel.
+
+        Raises DeadlineExceeded, Unavailable (cancelled) or ModelLoadError.
+        """
+        with self._deadlines.watch(deadline) as ticket:
+            with self._state_lock:
+                self._tickets.add(ticket)
+                if self._cancelled:
+                    ticket.cancel()
+            try:
+                return session.run(None, {self.input_name: tensor}, ticket.options)
+            except Exception as exc:
+                raise self._run_error(ticket, exc) from None
+            finally:
+                with self._state_lock:
+                    self._tickets.discard(ticket)
+
+    def _run_error(self, ticket: Ticket, exc: Exception) -> Exception:
+        if ticket.cancelled:
+            return self._stopped_error()
+        if not ticket.expired:
+            return ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}")
+        with self._state_lock:
+            self.overruns += 1
+        log.error("model %s: a run passed its %g s deadline (models.timeout_s) and was "
+                  "stopped (%d so far)", self.bundle.name, self.settings.timeout_s,
+                  self.overruns)
+        if self.on_overrun is not None:
+            self.on_overrun(self)
+        return DeadlineExceeded(f"model {self.bundle.name} did not finish within "
+                                f"{self.settings.timeout_s:g} s (models.timeout_s): the run "
+                                "was stopped and the model reported in GET /v1/models; "
+                                "try another model or ask the owner to remove this one")
 
 
 def input_dtype(bundle: Bundle) -> type:

@@ -112,3 +112,10 @@ class Unavailable(ApplianceError, RuntimeError):
 
     status = 503
     code = "unavailable"
+
+
+class DeadlineExceeded(ApplianceError, TimeoutError):
+    """A model's run passed its deadline (models.timeout_s) and was stopped."""
+
+    status = 504
+    code = "model_timeout"

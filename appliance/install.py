@@ -1,7 +1,9 @@
 """Installing a bundle from an archive, as the owner asked: stream to staging with a size
 cap, extract with every member checked by this code (never `tarfile.extractall`), validate
 the manifest and sha256, create the first session in a separate process with memory and
-time limits, then swap it in atomically, keeping the previous version as last-known-good.
+time limits and run it on zeros and on real-looking pictures (appliance.probe), then swap it
+in atomically, keeping the previous version as last-known-good. The server itself reads
+only what the schema caps (manifest, labels) before the probe has passed.
 """
 
 from __future__ import annotations
@@ -17,17 +19,26 @@ import tarfile
 import uuid
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from appliance import bundle as bundles
+from appliance import probe as prober
 from appliance.errors import BadRequest, BundleError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from appliance.config import Models
 
 STAGING = ".staging"
 MAX_FILES = 32
 CHUNK = 1 << 20
 LIBRARIES = (".so", ".dll", ".dylib", ".pyd")
-PROBE_MEMORY = 2 << 30
-PROBE_SECONDS = 120
+PROBE_MEMORY_MB = 512  # the default of models.probe_memory_mb
+PROBE_LOAD_S = 120  # creating the session of a big model on a slow board
+PROBE_RUNS = 4  # zeros, a photograph, noise, white: see appliance.probe
+# One thread for numpy's BLAS and one malloc arena, so that the probe's memory is what the
+# model takes, not what this machine's core count reserves.
+PROBE_ENV = {"ORT_DISABLE_TELEMETRY": "1", "OPENBLAS_NUM_THREADS": "1",
+             "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1"}
 
 
 def staging_root(models_dir: Path) -> Path:
@@ -134,38 +145,69 @@ def _bundle_folder(root: Path) -> Path:
     raise BadRequest("the archive holds no manifest.json at its top or in one folder")
 
 
-def probe(folder: Path, seconds: float = PROBE_SECONDS, memory: int = PROBE_MEMORY) -> None:
-    """Load and warm the model in a child process with memory and time limits.
+def probe(folder: Path, timeout_s: float = prober.DEFAULT_TIMEOUT_S,
+          memory_mb: int = PROBE_MEMORY_MB, load_s: float = PROBE_LOAD_S) -> None:
+    """Load the model in a child process limited to `memory_mb` of data (RLIMIT_DATA: what
+    it allocates, not the libraries it maps) and run it on each probe input within
+    `timeout_s`; the whole child gets `load_s` more for creating its session.
 
-    Raises BundleError (422) with the child's reason, or saying how it died.
+    Raises BundleError (422) with the child's reason, or saying how and on which input it
+    died.
     """
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    memory = memory_mb << 20
 
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+
+    seconds = load_s + PROBE_RUNS * (timeout_s + 1)
     try:
-        done = subprocess.run([sys.executable, "-m", "appliance.probe", str(folder)],
-                              capture_output=True, text=True, timeout=seconds,
-                              preexec_fn=limits, env={**os.environ,
-                                                      "ORT_DISABLE_TELEMETRY": "1"})
-    except subprocess.TimeoutExpired:
-        raise BundleError(f"the model did not load and warm up within {seconds:g} s") from None
+        done = subprocess.run([sys.executable, "-m", "appliance.probe", str(folder),
+                               repr(float(timeout_s))], capture_output=True, text=True,
+                              timeout=seconds, preexec_fn=limits,
+                              env={**os.environ, **PROBE_ENV})
+    except subprocess.TimeoutExpired as exc:
+        raise BundleError(f"the model cannot be served: it did not load and run within "
+                          f"{seconds:g} s{_during(exc.stdout)}") from None
     if done.returncode == 0:
         return
-    reason = (done.stdout.strip().splitlines() or ["no reason given"])[-1]
+    raise BundleError(f"the model cannot be served: {_reason(done, timeout_s, memory_mb)}")
+
+
+def _reason(done: subprocess.CompletedProcess, timeout_s: float, memory_mb: int) -> str:
+    lines = done.stdout.strip().splitlines()
     if done.returncode < 0:
-        reason = f"onnxruntime crashed loading it (signal {-done.returncode})"
-    raise BundleError(f"the model cannot be served: {reason}")
+        return (f"onnxruntime crashed (signal {-done.returncode}){_during(done.stdout)}, "
+                f"with the probe's memory limit of {memory_mb} MB (models.probe_memory_mb)")
+    reason = lines[-1] if lines else "no reason given"
+    if done.returncode == prober.EXIT_TIMEOUT:
+        return f"{reason} (models.timeout_s): it would hold a core for as long on such a picture"
+    if done.returncode == prober.EXIT_MEMORY:
+        return f"{reason}, over the probe's limit of {memory_mb} MB (models.probe_memory_mb)"
+    return reason
 
 
-def stage(models_dir: Path, upload: Path, name: str | None, max_bytes: int) -> Path:
+def _during(stdout: str | bytes | None) -> str:
+    """' on INPUT' for the last probe input the child announced, or ''."""
+    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else (stdout or "")
+    inputs = [line[len("input: "):] for line in text.splitlines() if line.startswith("input: ")]
+    return f" on {inputs[-1]}" if inputs else " while loading"
+
+
+def stage(models_dir: Path, upload: Path, name: str | None, max_bytes: int,
+          settings: Models | None = None) -> Path:
     """Extract and check an uploaded archive beside it; returns the bundle folder (named
-    `name` when given). The caller removes the staging folder afterwards."""
+    `name` when given). The probe's limits come from `settings` (models.timeout_s,
+    models.probe_memory_mb; their defaults without). The caller removes the staging folder
+    afterwards. Raises BadRequest, PayloadTooLarge or BundleError."""
     folder = extract(upload, upload.parent / "unpacked", max_bytes)
-    found = bundles.read(folder)
+    found = bundles.read(folder)  # the manifest and labels, each capped before it is read
     if name is not None and found.name != name:
         raise BundleError(f"the bundle's manifest names it {found.name!r}, not {name!r}: "
                           f"PUT it to /v1/models/{found.name}")
-    probe(folder)
+    if settings is None:
+        probe(folder)
+    else:
+        probe(folder, settings.timeout_s, settings.probe_memory_mb)
     return folder
 
 

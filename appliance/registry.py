@@ -2,7 +2,9 @@
 
 A bundle that fails to load never stops the others: it is listed with its error in
 `/v1/models` and `/readyz`. Loading runs in the background so the server answers `/healthz`
-at once and `/readyz` turns 200 when the models are warm.
+at once and `/readyz` turns 200 when the models are warm. A model whose runs pass their
+deadline is reported (`overruns` in `/v1/models`, and the log); after MAX_OVERRUNS it stops
+serving and is listed as failed until it is removed, reinstalled or the box restarts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from appliance import bundle as bundles
 from appliance.config import Settings
+from appliance.deadlines import Deadlines
 from appliance.engine import Runner
 from appliance.errors import ApplianceError, NotFound, Unavailable
 from appliance.storage import fsync_dir, read_text, write_text_atomic
@@ -24,6 +27,9 @@ from appliance.storage import fsync_dir, read_text, write_text_atomic
 log = logging.getLogger(__name__)
 ACTIVE_FILE = "active-model"
 LAST_GOOD = ".last-good"
+# Runs stopped at their deadline before a model stops serving: one can be a slow moment of
+# the box, three are a model that takes a core for models.timeout_s on every such input.
+MAX_OVERRUNS = 3
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Registry:
         self._loaded = threading.Event()
         self._active = settings.models.active
         self._thread: threading.Thread | None = None
+        self._deadlines = Deadlines()  # one watcher thread for every model's runs
 
     def start(self) -> None:
         """Load every bundle in a background thread."""
@@ -124,7 +131,7 @@ class Registry:
                 runner = self._runners.pop(name, None)
                 self._failures.pop(name, None)
             if runner is not None:
-                runner.close()
+                runner.close(cancel=True)  # a run in progress is stopped, not waited for
             trash = self.models_dir / f".{name}.removed.{uuid.uuid4().hex}"
             (self.models_dir / name).rename(trash)
             fsync_dir(self.models_dir)
@@ -156,14 +163,34 @@ class Registry:
         if bundle.name != folder.name:
             raise bundles.BundleError(f"{folder.name}/manifest.json.name: is {bundle.name!r} "
                                       "but the folder is named differently; rename one")
-        runner = Runner(bundle, self.settings.models)
+        runner = Runner(bundle, self.settings.models, deadlines=self._deadlines,
+                        on_overrun=self._overran)
         if self.settings.models.warmup:
             try:
                 runner.warm_up()
             except ApplianceError:
-                runner.close()
+                runner.close(cancel=True)
                 raise
         return runner
+
+    def _overran(self, runner: Runner) -> None:
+        """A run of `runner` was stopped at its deadline: at MAX_OVERRUNS the model stops
+        serving and shows as failed (its folder stays: DELETE removes it)."""
+        if runner.overruns < MAX_OVERRUNS:
+            return
+        name, limit = runner.bundle.name, self.settings.models.timeout_s
+        error = (f"stopped serving: {runner.overruns} runs passed the {limit:g} s deadline "
+                 f"(models.timeout_s); remove it (DELETE /v1/models/{name}) or install a "
+                 "fixed version")
+        with self._lock:
+            if self._runners.get(name) is not runner:
+                return
+            del self._runners[name]
+            self._failures[name] = Failure(name, error)
+        log.error("model %s %s", name, error)
+        # Called from one of the runner's own threads, which close() must not wait for.
+        threading.Thread(target=runner.close, kwargs={"cancel": True}, daemon=True,
+                         name=f"close-{name}").start()
 
     def _choose_active(self) -> str:
         wanted = self._active or read_text(self.state_dir / ACTIVE_FILE) or ""
@@ -232,19 +259,22 @@ class Registry:
 
     def describe(self) -> list[dict[str, Any]]:
         """Every installed model for GET /v1/models: summary, state, error."""
-        entries = [dict(r.bundle.summary(), active=(name == self._active), status="ready")
+        entries = [dict(r.bundle.summary(), active=(name == self._active), status="ready",
+                        overruns=r.overruns)
                    for name, r in self.runners().items()]
         entries += [{"name": f.name, "status": "failed", "error": f.error, "active": False}
                     for f in self.failures().values()]
         return sorted(entries, key=lambda e: e["name"])
 
     def close(self) -> None:
-        """Stop every runner (after the requests they already hold), after loading ends:
-        a process must not exit while onnxruntime is still creating a session."""
+        """Stop every runner, after loading ends: a process must not exit while onnxruntime
+        is still creating a session. The server has drained its requests by now, so a run
+        still going is a wedge: it is terminated rather than waited for."""
         if self._thread is not None:
             self._thread.join()
         for runner in self.runners().values():
-            runner.close()
+            runner.close(cancel=True)
+        self._deadlines.close()
 
     def __enter__(self) -> Registry:
         return self

@@ -73,6 +73,56 @@ def slow_classify_model(matmuls: int = 40, side: int = 512) -> onnx.ModelProto:
     return _model(nodes, list(base.graph.input), list(base.graph.output), inits)
 
 
+def endless_model(steps: float = 1e12) -> onnx.ModelProto:
+    """classify_model's outputs, after a Loop of max(input) x `steps` iterations: zeros
+    finish at once (what a zeros-only probe sees), any bright image runs for ever."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["count_in", "one"], ["count_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("count_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("count_out", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    nodes = [helper.make_node("ReduceMax", ["input"], ["top"], keepdims=0),
+             helper.make_node("Mul", ["top", "steps"], ["scaled"]),
+             helper.make_node("Cast", ["scaled"], ["trips"], to=TensorProto.INT64),
+             helper.make_node("Loop", ["trips", "true", "zero"], ["count"], body=body),
+             helper.make_node("Mul", ["count", "zero"], ["nothing"])]
+    inits = [numpy_helper.from_array(np.array(steps, np.float32), "steps"),
+             numpy_helper.from_array(np.array(True), "true"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    return _input_dependent(nodes, inits, "nothing")
+
+
+def hungry_model(gigabytes: float = 3.0) -> onnx.ModelProto:
+    """classify_model's outputs, after a ConstantOfShape of max(input) x `gigabytes` GB of
+    float zeros: zeros as input allocate nothing, a bright image gigabytes."""
+    nodes = [helper.make_node("ReduceMax", ["input"], ["top"], keepdims=0),
+             helper.make_node("Mul", ["top", "floats"], ["scaled"]),
+             helper.make_node("Cast", ["scaled"], ["length"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["length", "one_axis"], ["shape"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["block"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+             helper.make_node("ReduceSum", ["block"], ["nothing"], keepdims=0)]
+    inits = [numpy_helper.from_array(np.array(gigabytes * 1e9 / 4, np.float32), "floats"),
+             numpy_helper.from_array(np.array([1], np.int64), "one_axis")]
+    return _input_dependent(nodes, inits, "nothing")
+
+
+def _input_dependent(nodes, inits, scalar: str) -> onnx.ModelProto:
+    """classify_model with `nodes` computing `scalar` (0) from the input, added to its
+    logits so that no optimizer can drop them."""
+    base = classify_model()
+    classify = list(base.graph.node)
+    classify[-1].output[0] = "logits_raw"
+    tail = [helper.make_node("Add", ["logits_raw", scalar], ["logits"])]
+    return _model([*classify, *nodes, *tail], list(base.graph.input),
+                  list(base.graph.output), [*base.graph.initializer, *inits])
+
+
 def embed_model() -> onnx.ModelProto:
     """The mean colour as a 3-d feature vector."""
     nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),

@@ -113,3 +113,77 @@ def test_invalid_manifest_is_not_written(tmp_path):
         tiny.write_bundle(tmp_path, "b", "classify", format="appliance-bundle/0")
     assert not (tmp_path / "b").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def _manifest_with(tmp_path, **changes):
+    tiny.write_bundle(tmp_path, "b")
+    data = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    for path, value in changes.items():
+        section, _, key = path.rpartition(".")
+        (data[section] if section else data)[key] = value
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(data))
+    return tmp_path / "b"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("attribution.author", "A" * 200_000, r"b/manifest.json.attribution.author: is 200000 "
+     r"characters long, the limit is 300: shorten it \(got 'AAAA"),
+    ("version", "1.0\nX-Injected: yes", r"b/manifest.json.version: has a newline or control "
+     r"character \(U\+000A\) at character 4: use one line of plain text"),
+    ("version", "1" * 65, "version: is 65 characters long, the limit is 64"),
+    ("attribution.license", "MIT\u202e", r"license: has a newline or control character "
+     r"\(U\+202E\)"),
+    ("description", "x" * 4001, "description: is 4001 characters long, the limit is 4000"),
+    ("output.labels", "l" * 300, "output.labels: is 300 characters long, the limit is 256"),
+])
+def test_row36_manifest_strings_are_capped(tmp_path, field, value, message):
+    folder = _manifest_with(tmp_path, **{field: value})
+    with pytest.raises(BundleError, match=message) as caught:
+        bundles.read(folder)
+    assert len(caught.value.message) < 400  # the value is quoted short, never whole
+
+
+def test_row36_non_latin_text_and_a_multiline_description_are_welcome(tmp_path):
+    folder = _manifest_with(tmp_path, **{
+        "attribution.license": "CC BY 4.0 \u2014 \u7f72\u540d",
+        "attribution.author": "\u5f20\u4f1f", "description": "line one\nline two"})
+    found = bundles.read(folder)
+    assert found.manifest.attribution["author"] == "\u5f20\u4f1f"
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    ([6000, 6000], r"input.size: 6000 x 6000 has a side over 4096, the limit"),
+    ([4096, 2048], r"input.size: 4096 x 2048 is over 4,194,304 pixels, the limit"),
+])
+def test_row34_input_size_is_capped(tmp_path, size, message):
+    spec = dict(tiny.manifest("b", "classify")["input"], size=size)
+    with pytest.raises(BundleError, match=message):
+        bundles.read(_manifest_with(tmp_path, input=spec))
+
+
+def test_row34_a_big_labels_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    tiny.write_bundle(tmp_path, "b")
+    (tmp_path / "b" / "labels.txt").write_bytes(b"cat\n" * 300_000)  # 1.2 MB
+    read_text = bundles.Path.read_text
+
+    def guarded(path, *args, **kwargs):
+        assert path.name != "labels.txt", "the labels file was read before its size check"
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(bundles.Path, "read_text", guarded)
+    with pytest.raises(BundleError, match=r"b/labels.txt: 1,200,000 bytes, over the "
+                       r"1,048,576 byte limit for a labels file"):
+        bundles.read(tmp_path / "b")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("x\n" * 100_001, r"b/labels.txt: 100,001 lines, over the limit of 100,000"),
+    ("cat\n" + "d" * 201 + "\n", r"b/labels.txt: line 2 is 201 characters long, the limit "
+     r"is 200"),
+    ("cat\ndo\x00g\n", r"b/labels.txt: line 2 has a newline or control character \(U\+0000\)"),
+])
+def test_row34_labels_lines_are_capped(tmp_path, content, message):
+    tiny.write_bundle(tmp_path, "b")
+    (tmp_path / "b" / "labels.txt").write_text(content)
+    with pytest.raises(BundleError, match=message):
+        bundles.read(tmp_path / "b")

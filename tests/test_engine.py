@@ -1,14 +1,23 @@
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from onnx import helper, numpy_helper
 
 from appliance import config
 from appliance.bundle import read
 from appliance.engine import Runner, check_signature, choose_providers, create_session
-from appliance.errors import BundleError, Busy, ConfigError, ModelLoadError, Unavailable
+from appliance.errors import (
+    BundleError,
+    Busy,
+    ConfigError,
+    DeadlineExceeded,
+    ModelLoadError,
+    Unavailable,
+)
 from tests import models as tiny
 
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -27,11 +36,11 @@ class GatedSession:
     def get_inputs(self):
         return self.session.get_inputs()
 
-    def run(self, names, feeds):
+    def run(self, names, feeds, options=None):
         self.started.set()
         self.gate.wait(10)
         self.batches.append(next(iter(feeds.values())).shape[0])
-        return self.session.run(names, feeds)
+        return self.session.run(names, feeds, options)
 
 
 def _settings(**models):
@@ -298,8 +307,8 @@ def test_a_lone_request_runs_at_once_on_the_idle_session(classify_bundle, monkey
         caller = threading.get_ident()
         ran_in = []
         real_run = idle.run
-        idle.run = lambda names, feeds: ran_in.append(threading.get_ident()) or \
-            real_run(names, feeds)
+        idle.run = lambda names, feeds, options=None: \
+            ran_in.append(threading.get_ident()) or real_run(names, feeds, options)
         (lone,) = runner.run(_tensor([1, 0, 0]))
     assert int(np.argmax(lone)) == 0
     assert ran_in == [caller] and plain.batches == []  # in the caller's thread
@@ -368,3 +377,114 @@ def test_a_big_model_gets_one_session_on_every_core(classify_bundle, monkeypatch
         assert runner.idle_session is None and len(runner.sessions) == 1
         assert int(np.argmax(runner.run(_tensor([0, 1, 0]))[0])) == 1
     assert calls == [(4, False)]
+
+
+@pytest.fixture
+def endless_bundle(tmp_path):
+    return tiny.write_bundle(tmp_path / "m", "endless", model=tiny.endless_model())
+
+
+def _cpu_s() -> float:
+    return sum(os.times()[:2])
+
+
+@pytest.mark.parametrize("idle_session", [True, False], ids=["inline", "queued"])
+def test_row33_an_endless_run_is_stopped_at_its_deadline_and_the_cpu_released(
+        endless_bundle, monkeypatch, idle_session):
+    from appliance import engine
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 2)  # the idle session exists
+    settings = _settings(timeout_s=0.5, idle_session=idle_session, sessions=1)
+    with Runner(endless_bundle, settings) as runner:
+        assert (runner.idle_session is not None) is idle_session
+        runner.run(_tensor([0, 0, 0]))  # zeros: the Loop runs no step
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded, match=r"model endless did not finish within "
+                           r"0.5 s \(models.timeout_s\): the run was stopped"):
+            runner.run(_tensor([1, 1, 1]))  # 10^12 steps
+        assert 0.5 <= time.monotonic() - started < 0.9
+        assert runner.overruns == 1 and runner.busy_since is None
+        cpu = _cpu_s()
+        time.sleep(0.5)
+        assert _cpu_s() - cpu < 0.15, "the stopped run still burns CPU"
+
+
+def test_row33_a_job_queued_behind_a_wedge_is_not_run_past_its_deadline(endless_bundle):
+    settings = _settings(timeout_s=0.5, idle_session=False, sessions=1)
+    with Runner(endless_bundle, settings) as runner, ThreadPoolExecutor(2) as pool:
+        started = time.monotonic()
+        first = pool.submit(runner.run, _tensor([1, 1, 1]))
+        _wait_for(lambda: runner.busy_since is not None)
+        second = pool.submit(runner.run, _tensor([1, 1, 1]))
+        with pytest.raises(DeadlineExceeded):
+            first.result()
+        with pytest.raises((DeadlineExceeded, Unavailable)):
+            second.result()
+        assert time.monotonic() - started < 1.5  # not one deadline after the other
+
+
+def test_row33_close_with_cancel_stops_a_running_wedge(endless_bundle):
+    settings = _settings(timeout_s=30, idle_session=False, sessions=1)
+    runner = Runner(endless_bundle, settings)
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(runner.run, _tensor([1, 1, 1]))
+        _wait_for(lambda: runner.busy_since is not None)
+        queued = pool.submit(runner.run, _tensor([1, 1, 1]))
+        _wait_for(lambda: runner.queue_depth == 1)
+        started = time.monotonic()
+        runner.close(cancel=True)
+        assert time.monotonic() - started < 1.0
+        for job in (running, queued):
+            with pytest.raises(Unavailable, match="was removed or the box is stopping"):
+                job.result()
+    assert not any(w.is_alive() for w in runner._workers)
+    assert runner.overruns == 0  # cancelled, not the model's fault
+
+
+def test_row33_a_model_that_wedges_on_zeros_fails_to_load(tmp_path, monkeypatch):
+    from appliance import engine
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 2)
+    model = tiny.endless_model()
+    for node in model.graph.node:  # max(input) + 1: zeros too run 10^12 steps
+        if node.op_type == "ReduceMax":
+            node.op_type = "ReduceSum"
+            node.input.append("")
+    model.graph.node.insert(1, helper.make_node("Add", ["top", "one_more"], ["top1"]))
+    next(n for n in model.graph.node if n.op_type == "Mul" and "top" in n.input).input[0] = \
+        "top1"
+    model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32),
+                                                           "one_more"))
+    wedged = tiny.write_bundle(tmp_path / "m", "wedged", model=model)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match=r"wedged did not finish within 0.5 s "
+                       r"\(models.timeout_s\) on an input of zeros"):
+        Runner(wedged, _settings(timeout_s=0.5, sessions=1))
+    assert time.monotonic() - started < 3
+
+
+def test_row33_a_run_that_terminate_cannot_stop_still_shows_as_stuck(classify_bundle):
+    settings = _settings(timeout_s=0.3, idle_session=False, sessions=1)
+    gated = GatedSession(create_session(classify_bundle.model_path, settings))
+    gated.gate.clear()  # a run deaf to RunOptions.terminate, like one giant node
+    with Runner(classify_bundle, settings, session=gated) as runner:
+        with pytest.raises(Unavailable, match="did not answer within 0.3 s"):
+            runner.run(_tensor([1, 0, 0]))
+        # so the systemd watchdog stops its keep-alives and the service is restarted
+        assert runner.stuck(time.monotonic(), settings.timeout_s)
+        gated.gate.set()
+
+
+def test_row33_a_job_whose_request_gave_up_is_never_run(classify_bundle):
+    settings = _settings(timeout_s=0.3, idle_session=False, sessions=1)
+    gated = GatedSession(create_session(classify_bundle.model_path, settings))
+    gated.gate.clear()
+    with Runner(classify_bundle, settings, session=gated) as runner, \
+            ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(runner.run, _tensor([1, 0, 0])) for _ in range(2)]
+        for job in jobs:
+            with pytest.raises(Unavailable, match="did not answer within 0.3 s"):
+                job.result()
+        gated.gate.set()  # the wedge ends: the worker finds the second job given up on
+        _wait_for(lambda: runner.queue_depth == 0 and runner.busy_since is None)
+    assert gated.batches == [1]

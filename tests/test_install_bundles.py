@@ -4,6 +4,8 @@ first session in a separate process, an atomic swap. Each hardening row is in a 
 import io
 import json
 import tarfile
+import threading
+import time
 
 import onnx
 import pytest
@@ -242,3 +244,134 @@ def test_members_that_clash_or_have_no_name_are_400(client):
     folder.type = tarfile.DIRTYPE
     clash = _put(client, "x", _tar([(folder, None), _file("a/b", b"1")]))
     assert clash.status_code == 400 and "clashes" in clash.get_json()["error"]["message"]
+
+
+def _free_size_model():
+    """classify_model with free height and width (any input size loads)."""
+    model = tiny.classify_model()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    return model
+
+
+def _six_thousand(path):
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["input"]["size"] = [6000, 6000]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _big_labels(path):
+    (path / "labels.txt").write_bytes(b"label\n" * 3_500_000)  # 21 MB, 100 KB packed
+
+
+@pytest.mark.parametrize(("model", "mutate", "message"), [
+    (tiny.endless_model, None, "the model cannot be served: the model did not finish within "
+     "1 s on a synthetic photograph (models.timeout_s)"),
+    (tiny.hungry_model, None, "the model cannot be served: the model ran out of memory on a "
+     "synthetic photograph: it asked for "),
+    (_free_size_model, _six_thousand, "newbie/manifest.json.input.size: 6000 x 6000 has a "
+     "side over 4096, the limit"),
+    (tiny.classify_model, _big_labels, "newbie/labels.txt: 21,000,000 bytes, over the "
+     "1,048,576 byte limit for a labels file"),
+], ids=["loop", "constant-of-shape", "6000x6000", "21MB-labels"])
+def test_row34_models_and_manifests_that_take_the_box_are_422_with_the_reason(
+        client, settings, tmp_path, models_dir, model, mutate, message):
+    settings.models.timeout_s = 1.0
+    response = _put(client, "newbie", _bundle_archive(tmp_path, model=model(), mutate=mutate))
+    assert response.status_code == 422, response.get_json()
+    assert message in response.get_json()["error"]["message"]
+    assert not (models_dir / "newbie").exists()
+    assert client.post("/v1/models/tiny-classify/infer", data=image_bytes()).status_code == 200
+
+
+@pytest.mark.slow
+def test_row33_a_wedging_model_is_stopped_reported_removed_and_sigterm_is_clean(tmp_path):
+    from tools.live_server import LiveServer, post_image, request
+
+    models = tmp_path / "models"
+    tiny.write_bundle(models, "tiny-classify")
+    for name in ("endless", "endless-two"):  # placed directly: no probe ever saw them
+        tiny.write_bundle(models, name, model=tiny.endless_model())
+    state = tmp_path / "state"
+    state.mkdir()
+    token = "a-live-admin-token-for-row-33"
+    (state / "admin-token").write_text(token + "\n")
+    (state / "admin-token").chmod(0o600)
+    admin = {"Authorization": f"Bearer {token}"}
+    with LiveServer(models, state, env={"APPLIANCE_MODELS_TIMEOUT_S": "1.5"}) as server:
+        server.wait_ready()
+        started = time.monotonic()
+        status, body, _ = post_image(f"{server.url}/v1/models/endless/infer",
+                                     image_bytes((255, 255, 255)))
+        assert status == 504 and json.loads(body)["error"]["code"] == "model_timeout"
+        assert 1.5 <= time.monotonic() - started < 3.0
+        cpu = _cpu_s(server.process.pid)
+        time.sleep(1.0)
+        assert _cpu_s(server.process.pid) - cpu < 0.3, "the stopped run still burns CPU"
+        listed = json.loads(request("GET", f"{server.url}/v1/models")[1])["models"]
+        assert {m["name"]: m for m in listed}["endless"]["overruns"] == 1
+        _delete_during_a_run(server, admin)
+        assert post_image(f"{server.url}/v1/models/tiny-classify/infer",
+                          image_bytes())[0] == 200
+        last = []
+        running = threading.Thread(target=lambda: last.append(post_image(
+            f"{server.url}/v1/models/endless-two/infer", image_bytes((255, 255, 255)))[0]))
+        running.start()
+        time.sleep(0.5)
+        stopping = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - stopping < 15
+        running.join(5)
+    assert last and last[0] in (503, 504)  # answered, not cut off
+    assert "terminate called" not in "".join(server.output)
+    assert "Traceback" not in "".join(server.output)
+
+
+def _delete_during_a_run(server, admin):
+    from tools.live_server import post_image, request
+
+    answers = []
+    running = threading.Thread(target=lambda: answers.append(post_image(
+        f"{server.url}/v1/models/endless/infer", image_bytes((255, 255, 255)))[0]))
+    running.start()
+    time.sleep(0.4)  # the run is going
+    started = time.monotonic()
+    status, body, _ = request("DELETE", f"{server.url}/v1/models/endless", headers=admin)
+    assert status == 200, body
+    assert time.monotonic() - started < 1.0
+    running.join(5)
+    assert answers == [503]
+
+
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of process `pid` (Linux)."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _attribution(**changes):
+    def mutate(path):
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["attribution"].update(changes)
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    return mutate
+
+
+def test_row36_a_200_kb_author_is_422_naming_the_field_and_the_cap(client, tmp_path):
+    response = _put(client, "newbie", _bundle_archive(
+        tmp_path, mutate=_attribution(author="A" * 200_000)))
+    assert response.status_code == 422
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("newbie/manifest.json.attribution.author: is 200000 characters "
+                              "long, the limit is 300: shorten it")
+    assert len(message) < 300
+
+
+def test_row36_a_non_latin_licence_installs(client, tmp_path):
+    response = _put(client, "newbie", _bundle_archive(
+        tmp_path, mutate=_attribution(license="CC BY 4.0 \u2014 \u7f72\u540d")))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["license"] == "CC BY 4.0 \u2014 \u7f72\u540d"

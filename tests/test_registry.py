@@ -109,3 +109,84 @@ def test_configured_active_model_wins(tmp_path, models_dir):
     with _registry(tmp_path, models_dir, **{"models.active": "tiny-embed"}) as registry:
         registry.load_all()
         assert registry.active == "tiny-embed"
+
+
+def _bright():
+    import numpy as np
+
+    return np.ones((1, 3, tiny.SIZE, tiny.SIZE), np.float32)
+
+
+def test_row33_overruns_are_reported_and_a_repeat_offender_stops_serving(tmp_path,
+                                                                        models_dir, caplog):
+    from appliance.errors import DeadlineExceeded
+    from appliance.registry import MAX_OVERRUNS
+
+    tiny.write_bundle(models_dir, "endless", model=tiny.endless_model())
+    with _registry(tmp_path, models_dir, **{"models.timeout_s": 0.3}) as registry:
+        registry.load_all()
+        runner = registry.get("endless")
+        for count in range(1, MAX_OVERRUNS + 1):
+            with pytest.raises(DeadlineExceeded):
+                runner.run(_bright())
+            if count < MAX_OVERRUNS:
+                described = {e["name"]: e for e in registry.describe()}["endless"]
+                assert (described["status"], described["overruns"]) == ("ready", count)
+        described = {e["name"]: e for e in registry.describe()}["endless"]
+        assert described["status"] == "failed"
+        assert described["error"] == (
+            "stopped serving: 3 runs passed the 0.3 s deadline (models.timeout_s); remove "
+            "it (DELETE /v1/models/endless) or install a fixed version")
+        with pytest.raises(Unavailable, match="endless is installed but cannot serve"):
+            registry.get("endless")
+        assert registry.get("tiny-classify").run(_bright())  # the others serve on
+        registry.remove("endless")
+        assert "endless" not in registry.names()
+    assert "a run passed its 0.3 s deadline (models.timeout_s) and was stopped" in caplog.text
+
+
+def test_row33_remove_stops_a_running_wedge_at_once(tmp_path, models_dir):
+    import threading
+    import time
+
+    tiny.write_bundle(models_dir, "endless", model=tiny.endless_model())
+    with _registry(tmp_path, models_dir, **{"models.timeout_s": 30.0}) as registry:
+        registry.load_all()
+        runner = registry.get("endless")
+        outcome = []
+        worker = threading.Thread(target=lambda: outcome.append(_raised(runner.run)))
+        worker.start()
+        while runner.busy_since is None:
+            time.sleep(0.005)
+        started = time.monotonic()
+        registry.remove("endless")
+        assert time.monotonic() - started < 1.0
+        worker.join(2)
+        assert outcome == [Unavailable]
+        assert not (models_dir / "endless").exists()
+
+
+def test_row33_close_stops_a_running_wedge(tmp_path, models_dir):
+    import threading
+    import time
+
+    tiny.write_bundle(models_dir, "endless", model=tiny.endless_model())
+    registry = _registry(tmp_path, models_dir, **{"models.timeout_s": 30.0})
+    registry.load_all()
+    runner = registry.get("endless")
+    worker = threading.Thread(target=lambda: _raised(runner.run))
+    worker.start()
+    while runner.busy_since is None:
+        time.sleep(0.005)
+    started = time.monotonic()
+    registry.close()
+    worker.join(2)
+    assert time.monotonic() - started < 1.5 and not worker.is_alive()
+
+
+def _raised(run):
+    try:
+        run(_bright())
+    except Exception as exc:
+        return type(exc)
+    return None
