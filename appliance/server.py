@@ -1,8 +1,9 @@
 """`appliance serve`: the production WSGI server (waitress) around the app.
 
 Models load in the background while the socket already answers `/healthz`. SIGTERM and
-SIGINT stop accepting new connections, let in-flight requests finish (up to
-`server.drain_s`), then close the models in reverse order of creation.
+SIGINT stop accepting new connections, let in-flight requests finish (up to DRAIN_S), then
+stop the models (a run still going then is a wedge, and is terminated) and close the sockets
+once the last answers are out.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from appliance.config import Settings
 
 log = logging.getLogger(__name__)
 DRAIN_S = 10.0
+SETTLE_S = 1.0
 POLL_S = 0.2
 
 
 def serve(settings: Settings, announce=print) -> None:
     """Serve until SIGTERM/SIGINT. Raises OSError when the port cannot be bound."""
-    from waitress import create_server
-
     from appliance.api import create_app
-    from appliance.dispatch import HotThreadDispatcher
+    from appliance.api.limits import BodyLimits
+    from appliance.httpserver import create_server
     from appliance.memory import tune_malloc
     from appliance.services import Services
     from appliance.standalone import start_standalone
@@ -33,8 +34,8 @@ def serve(settings: Settings, announce=print) -> None:
     tune_malloc()  # before any worker or onnxruntime thread allocates
     services = Services.build(settings)
     app = create_app(settings, services)
-    server = create_server(app, _dispatcher=HotThreadDispatcher(settings.server.threads),
-                           **waitress_options(settings))
+    limits = BodyLimits(app.url_map, settings, admin=services.auth.require_admin)
+    server = create_server(app, limits, **waitress_options(settings, limits.largest()))
     services.backlog = lambda: len(server.task_dispatcher.queue)
     stop = threading.Event()
     _install_signals(stop)
@@ -56,9 +57,12 @@ def serve(settings: Settings, announce=print) -> None:
         announcer.close()
         if gallery is not None:
             gallery.close()
+        # The models before the sockets: a run still going after the drain is a wedge; it
+        # is terminated, and its request's answer still goes out before the sockets close.
+        services.close()
+        _settle(server, SETTLE_S)
         server.task_dispatcher.shutdown(timeout=1)
         server.close()
-        services.close()
         log.info("stopped")
 
 
@@ -122,15 +126,14 @@ def systemd_watchdog(services):
                     status=status)
 
 
-def waitress_options(settings: Settings) -> dict:
-    """waitress settings: threads, and a body cap that also bounds chunked uploads (the
-    larger of an image upload and a bundle archive; each route then applies its own)."""
-    cap = max(int(settings.server.max_upload_mb * 1024 * 1024),
-              settings.models.max_install_mb << 20)
+def waitress_options(settings: Settings, body_cap: int) -> dict:
+    """waitress settings: threads, and `body_cap`, the largest body of any route, as
+    waitress's own cap on every body (a backstop: each route's own cap is checked from the
+    headers by appliance.httpserver, before any body is read)."""
     return {
         "host": settings.server.host, "port": settings.server.port,
         "threads": settings.server.threads, "ident": "appliance",
-        "max_request_body_size": cap + 64 * 1024,  # multipart framing on top of the image
+        "max_request_body_size": body_cap,
         "channel_timeout": 30, "connection_limit": 256, "cleanup_interval": 10,
         "clear_untrusted_proxy_headers": True,
     }
@@ -166,12 +169,17 @@ def _loop(server, stop: threading.Event) -> None:
 
 
 def _drain(server) -> None:
-    from waitress import wasyncore
-
     server.accepting = False
     server.del_channel()
     server.socket.close()
-    deadline = time.monotonic() + DRAIN_S
+    _settle(server, DRAIN_S)
+
+
+def _settle(server, seconds: float) -> None:
+    """Serve the connections already open until none has work left, or `seconds` pass."""
+    from waitress import wasyncore
+
+    deadline = time.monotonic() + seconds
     while _busy(server) and time.monotonic() < deadline:
         wasyncore.loop(timeout=POLL_S, map=server._map, count=1)
 

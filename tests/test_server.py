@@ -104,13 +104,12 @@ def test_bad_port_is_a_one_line_error(models_dir, tmp_path):
         assert "in use" in done.stderr
 
 
-def test_waitress_options_cap_chunked_bodies():
+def test_waitress_options_cap_every_body_at_the_largest_route_cap():
     settings = config.load(env={}, overrides={"server.max_upload_mb": 1.0,
                                               "models.max_install_mb": 0})
-    options = waitress_options(settings)
-    assert options["max_request_body_size"] == 1024 * 1024 + 64 * 1024
-    settings.models.max_install_mb = 500
-    assert waitress_options(settings)["max_request_body_size"] == (500 << 20) + 64 * 1024
+    options = waitress_options(settings, 12345)
+    assert options["max_request_body_size"] == 12345
+    assert options["threads"] == 8 and options["connection_limit"] == 256
     assert "efficientnet-lite0/infer" in banner(settings, 8080)
 
 

@@ -34,10 +34,12 @@ def _appliance_error(exc: ApplianceError):
 
 
 def _too_large(exc: RequestEntityTooLarge):
+    # No `Connection: close` here: it is hop-by-hop, and waitress refuses an app that sets
+    # it (AssertionError, a text 500). The body was read whole, so the connection is sound.
     limit = _limit_mb()
     return error_response(413, "payload_too_large",
                           f"the request body is larger than this box accepts ({limit:g} MB): "
-                          "send a smaller image", {"Connection": "close"})
+                          "send a smaller image")
 
 
 def _http_error(exc: HTTPException):

@@ -1,0 +1,100 @@
+"""How large a request body each route accepts: the one table the HTTP server checks, from
+the headers alone, before it reads a byte of a body.
+
+Every route that takes a body (POST, PUT, PATCH) is listed in `BODY_KINDS` by its Flask
+endpoint; a route added later adds one line here (a test fails for one that is missing).
+Anything that matches no route, or a method a route does not take, gets the small cap: a
+480 MB `POST /healthz` is refused at its headers, not spooled to disk and then answered 405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from werkzeug.exceptions import HTTPException
+
+from appliance.config import Settings
+
+IMAGE = "image"      # an upload of one picture: server.max_upload_mb
+INSTALL = "install"  # a bundle archive: models.max_install_mb
+SMALL = "small"      # a route that takes no body, or a few fields of JSON
+
+SMALL_BYTES = 16 * 1024
+FRAMING_BYTES = 64 * 1024  # multipart or chunked framing on top of the image itself
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+BODY_KINDS: dict[str, str] = {
+    "models.infer": IMAGE,
+    "models.infer_active": IMAGE,
+    "v2.infer": IMAGE,
+    "models.install": INSTALL,
+    "models.activate": SMALL,  # takes no body; listed because it is a POST
+}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A route's body cap: `kind` (one of IMAGE, INSTALL, SMALL), its size in bytes, and
+    whether the admin token is checked before the body is read (a bundle upload: nobody
+    else may make the box take in 500 MB)."""
+
+    kind: str
+    bytes: int
+    admin_only: bool = False
+
+    def message(self, sent: int | None) -> str:
+        """What a client sending over the cap is told: the cap, and what to do."""
+        size = f" ({sent / 1048576:.1f} MB sent)" if sent else ""
+        if self.kind == IMAGE:
+            return (f"the request body is larger than this box accepts for an image "
+                    f"({self.bytes / 1048576:g} MB){size}: send a smaller image (the limit is "
+                    "the setting server.max_upload_mb)")
+        if self.kind == INSTALL:
+            return (f"the bundle archive is larger than this box accepts "
+                    f"({self.bytes / 1048576:g} MB){size}: the limit is the setting "
+                    "models.max_install_mb")
+        return (f"this route takes no request body larger than {self.bytes // 1024} KB"
+                f"{size}: send the request without a body (see GET /openapi.json)")
+
+
+def kind_bytes(settings: Settings, kind: str) -> int:
+    """The cap in bytes for `kind` under `settings`."""
+    if kind == IMAGE:
+        return int(settings.server.max_upload_mb * 1048576) + FRAMING_BYTES
+    if kind == INSTALL:
+        return (settings.models.max_install_mb << 20) + FRAMING_BYTES
+    return SMALL_BYTES
+
+
+class BodyLimits:
+    """Looks up the cap of a request from its method and path, using the app's own URL map
+    (a few microseconds: it runs in the server's I/O thread for each request's headers)."""
+
+    def __init__(self, url_map, settings: Settings,
+                 admin: Callable[[str | None], None] | None = None) -> None:
+        """`admin(authorization_header)` raises an ApplianceError unless the header holds
+        the admin token (Auth.require_admin); given, it runs before an upload is read."""
+        self._adapter = url_map.bind("localhost")
+        self.admin = admin
+        self._limits = {kind: Limit(kind, kind_bytes(settings, kind),
+                                    admin_only=kind == INSTALL and admin is not None)
+                        for kind in (IMAGE, INSTALL, SMALL)}
+
+    def lookup(self, method: str, path: str) -> Limit:
+        """The cap for `method` on `path`; the small cap when no route takes them."""
+        try:
+            endpoint, _ = self._adapter.match(path, method)
+        except HTTPException:  # 404, 405, a redirect: nothing will read the body
+            endpoint = None
+        return self._limits[BODY_KINDS.get(endpoint, SMALL)]
+
+    def largest(self) -> int:
+        """The largest cap of any route: the server's backstop for every body."""
+        return max(limit.bytes for limit in self._limits.values())
+
+
+def unlisted(url_map) -> list[str]:
+    """Endpoints that take a body but are missing from `BODY_KINDS` (should be none)."""
+    return sorted({rule.endpoint for rule in url_map.iter_rules()
+                   if rule.methods & BODY_METHODS and rule.endpoint not in BODY_KINDS})

@@ -1,0 +1,303 @@
+"""waitress, hardened for a box on a shared network: what the HTTP layer refuses before the
+Flask app sees a request.
+
+- Each route's body cap (appliance.api.limits) is checked from the headers: a declared
+  Content-Length over it is refused before one byte of the body is read, a chunked body is
+  stopped at it. waitress alone caps every route at the largest cap and spools the body to a
+  temporary file before the app can say 405. A bundle upload without the admin token is
+  refused (401/403) from its headers too.
+- `Content-Length` together with `Transfer-Encoding` (request smuggling behind a proxy) is a
+  400 and the connection is closed.
+- Every error the server itself makes is the box's JSON, `{"error": {"code", "message"}}`,
+  with `Connection: close`; after it the connection lingers briefly, discarding what the
+  client still sends, so that the client reads the answer instead of a reset.
+- `/healthz`, `/readyz` and the server's own errors run on a lane of their own, so they are
+  answered while every worker is busy (long inference, live event streams).
+- At the connection limit an idle connection is closed to admit a new one, instead of the
+  listening socket going deaf until idle connections time out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from functools import partial
+from http import HTTPStatus
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.utilities import BadRequest, Error, RequestEntityTooLarge
+
+from appliance.api.limits import BodyLimits, Limit
+from appliance.dispatch import HotThreadDispatcher
+from appliance.errors import ApplianceError
+
+log = logging.getLogger(__name__)
+LIGHT_PATHS = frozenset({"/healthz", "/readyz"})
+LIGHT_THREADS = 2
+ACCEPT_BATCH = 64
+LINGER_S = 2.0               # longest a refused client is read (and discarded) after the answer
+LINGER_BYTES = 64 << 20      # ... and at most this much of it
+SMUGGLING = ("a request may not carry both Content-Length and Transfer-Encoding: send one of "
+             "them (this is how requests are smuggled past proxies)")
+CODES = {400: "bad_request", 413: "payload_too_large", 431: "header_too_large",
+         500: "internal", 501: "not_implemented"}
+
+
+class BodyTooLarge(RequestEntityTooLarge):
+    """A body over its route's cap, refused by the server before the app runs."""
+
+
+class AmbiguousLength(BadRequest):
+    """Content-Length and Transfer-Encoding together: the body's end is ambiguous."""
+
+
+class Refused(Error):
+    """A domain error (appliance.errors) raised from the headers, e.g. no admin token on an
+    upload: answered with its own status, code, message and headers."""
+
+    def __init__(self, error: ApplianceError) -> None:
+        super().__init__(error.message)
+        self.code, self.reason = error.status, HTTPStatus(error.status).phrase
+        self.error = error
+
+
+class LimitedParser(HTTPRequestParser):
+    """waitress's request parser with per-route body caps and no CL+TE ambiguity."""
+
+    refusal = None
+    limit: Limit | None = None
+
+    def __init__(self, adj: Adjustments, limits: BodyLimits) -> None:
+        super().__init__(adj)
+        self.limits = limits
+
+    def parse_header(self, header_plus: bytes) -> None:
+        """Parse the headers, then refuse CL+TE (a 400) and look up the route's cap; a
+        declared length over it is refused (a 413). Either way nothing of the body is read.
+        Raises waitress's ParsingError for headers that are not HTTP."""
+        super().parse_header(header_plus)
+        if "CONTENT_LENGTH" in self.headers and (self.chunked
+                                                 or "TRANSFER_ENCODING" in self.headers):
+            self._stop(AmbiguousLength(SMUGGLING))
+            return
+        path = "/" + self.path.lstrip("/")  # as waitress hands PATH_INFO to the app
+        self.limit = self.limits.lookup(self.command, path)
+        if self.content_length > self.limit.bytes:
+            self._stop(BodyTooLarge(self.limit.message(self.content_length)))
+        elif self.limit.admin_only and (self.content_length or self.chunked):
+            try:
+                self.limits.admin(self.headers.get("AUTHORIZATION"))
+            except ApplianceError as exc:
+                self._stop(Refused(exc))
+
+    def received(self, data: bytes) -> int:
+        """waitress's `received`, stopping a chunked body at the route's cap (one byte past
+        it is all that is ever taken in)."""
+        if self.chunked and self.body_rcv is not None and self.refusal is None:
+            data = data[:max(self.limit.bytes + 1 - self.body_bytes_received, 1)]
+        consumed = super().received(data)
+        if (self.refusal is None and self.chunked and self.limit is not None
+                and self.body_bytes_received > self.limit.bytes):
+            self._stop(BodyTooLarge(self.limit.message(None)))
+        if self.refusal is not None:
+            self.error, self.completed = self.refusal, True
+        return consumed
+
+    def _stop(self, refusal) -> None:
+        self.refusal = refusal
+        self.expect_continue = False  # never invite the client to send what is refused
+        if not self.chunked or self.body_bytes_received == 0:
+            self.body_rcv = None  # no body receiver: nothing of it is ever buffered
+
+
+class JsonErrorTask(ErrorTask):
+    """The server's own error answers (400, 413, 431, 500, 501) as the box's JSON, with
+    `Connection: close`; the channel then lingers so the client reads the answer."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        self.status = f"{error.code} {error.reason}"
+        body = json_error(error)
+        self.response_headers.extend([("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+        if isinstance(error, Refused):
+            self.response_headers.extend(error.error.headers.items())
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.channel.linger = True
+        self.write(body)
+
+
+def json_error(error) -> bytes:
+    """The JSON body for a waitress error: the box's code and a message saying what to do."""
+    if isinstance(error, Refused):
+        return json.dumps({"error": {"code": error.error.code,
+                                     "message": error.error.message}}).encode()
+    message = error.body if isinstance(error, (BodyTooLarge, AmbiguousLength)) \
+        else _explain(error)
+    code = CODES.get(error.code, "bad_request" if error.code < 500 else "internal")
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def _explain(error) -> str:
+    if error.code == 500:
+        return ("the box hit an unexpected error; it is logged: retry, and report it if it "
+                "happens again")
+    if error.code == 413:  # waitress's own backstop cap
+        return f"the request body is larger than this box accepts ({error.body})"
+    return f"the request is not valid HTTP ({error.body}): fix the client"
+
+
+class ApplianceChannel(HTTPChannel):
+    """waitress's connection with `LimitedParser`, `JsonErrorTask` and a lingering close
+    after an error."""
+
+    error_task_class = JsonErrorTask
+    linger = False
+    linger_until = 0.0
+    drained = 0
+
+    def __init__(self, server, sock, addr, adj, map=None) -> None:
+        self.parser_class = partial(LimitedParser, limits=server.body_limits)
+        super().__init__(server, sock, addr, adj, map=map)
+
+    def handle_close(self) -> None:
+        """Close; after an error answer, first stop sending and read the rest for a moment
+        (closing with unread data sends a reset, which can destroy the answer in flight)."""
+        if self.linger and not self.linger_until and self.socket is not None:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self.linger_until = time.monotonic() + LINGER_S
+                self.will_close = self.close_when_flushed = False
+                return
+        self.linger = False
+        if self.socket is not None:
+            super().handle_close()
+
+    def readable(self) -> bool:
+        return bool(self.linger_until) or super().readable()
+
+    def writable(self) -> bool:
+        if self.linger_until:  # wakes handle_write to close once the time is up
+            return time.monotonic() >= self.linger_until
+        return super().writable()
+
+    def handle_read(self) -> None:
+        if not self.linger_until:
+            return super().handle_read()
+        data = self.recv(self.adj.recv_bytes * 8)  # discarded: never buffered, never spooled
+        self.drained += len(data)
+        if (not data or self.drained > LINGER_BYTES) and self.socket is not None:
+            self._close_now()
+
+    def handle_write(self) -> None:
+        if not self.linger_until:
+            return super().handle_write()
+        self._close_now()
+
+    def _close_now(self) -> None:
+        self.linger = False
+        self.linger_until = 0.0
+        if self.socket is not None:
+            super().handle_close()
+
+
+class ApplianceServer(TcpWSGIServer):
+    """waitress's TCP server with `ApplianceChannel`; at the connection limit it closes the
+    connection idle the longest (no request in work, nothing left to send) to admit the new
+    one, so `/healthz` still gets in past a crowd of idle or slow connections."""
+
+    channel_class = ApplianceChannel
+    evicting = False
+
+    def __init__(self, application, body_limits: BodyLimits, **kw) -> None:
+        self.body_limits = body_limits
+        super().__init__(application, **kw)
+
+    def readable(self) -> bool:
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        return self.accepting
+
+    def handle_accept(self) -> None:
+        # Several per wake-up: each loop pass walks every connection, so accepting one per
+        # pass leaves a probe behind a crowd waiting for seconds.
+        for _ in range(ACCEPT_BATCH):
+            before = len(self.active_channels)
+            super().handle_accept()
+            if len(self.active_channels) == before:
+                return  # nothing more to accept
+            if len(self.active_channels) > self.adj.connection_limit:
+                self._evict()
+            elif self.evicting and len(self.active_channels) < self.adj.connection_limit:
+                self.evicting = False
+
+    def _evict(self) -> None:
+        channels = list(self.active_channels.values())
+        idle = [c for c in channels if c.linger_until or not (c.requests or c.total_outbufs_len)]
+        # None idle: every connection has work in progress; the newest gives way.
+        victim = (min(idle, key=lambda c: (not c.linger_until, c.last_activity)) if idle
+                  else max(channels, key=lambda c: c.creation_time))
+        if not self.evicting:  # once per crowd, not once per connection
+            log.warning("%d connections open, the limit: closing the longest idle ones to "
+                        "admit new ones", self.adj.connection_limit)
+            self.evicting = True
+        victim.linger = False
+        victim.handle_close()
+
+
+class LaneDispatcher(HotThreadDispatcher):
+    """The worker threads, plus a lane of `LIGHT_THREADS` for health probes and the server's
+    own error answers: these never wait behind inference or long-lived streams."""
+
+    def __init__(self, threads: int, light_threads: int = LIGHT_THREADS) -> None:
+        super().__init__(threads)
+        self.light = ThreadedTaskDispatcher()
+        self.light.set_thread_count(light_threads)
+
+    def add_task(self, task) -> None:
+        if is_light(task):
+            self.light.add_task(task)
+        else:
+            super().add_task(task)
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        self.light.shutdown(cancel_pending, timeout)
+        return super().shutdown(cancel_pending, timeout)
+
+
+def is_light(task) -> bool:
+    """Whether `task` (a channel about to serve its first queued request) is a health probe
+    or an error the server answers by itself. waitress calls `add_task` with the channel's
+    requests lock held, so reading `requests[0]` is safe."""
+    requests = getattr(task, "requests", None)
+    if not requests:
+        return False
+    request = requests[0]
+    if request.error is not None:
+        return True
+    return getattr(request, "command", "") in ("GET", "HEAD") and request.path in LIGHT_PATHS
+
+
+def create_server(app, body_limits: BodyLimits, threads: int, **options) -> ApplianceServer:
+    """The hardened server on one listening address (`options` are waitress adjustments).
+    Raises OSError when the address cannot be bound."""
+    adj = Adjustments(threads=threads, **options)
+    dispatcher = LaneDispatcher(threads)
+    try:
+        return ApplianceServer(app, body_limits, map={}, dispatcher=dispatcher, adj=adj,
+                               sockinfo=adj.listen[0])
+    except BaseException:
+        dispatcher.shutdown(timeout=1)
+        raise

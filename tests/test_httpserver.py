@@ -1,0 +1,166 @@
+"""The hardened waitress layer, piece by piece (the parser, the error answers, the lanes) and
+the per-route body table it reads. Over real sockets: tests/test_hardening_http.py."""
+
+import json
+import time
+
+import pytest
+from waitress.adjustments import Adjustments
+
+from appliance import config
+from appliance.api import create_app, limits
+from appliance.httpserver import (
+    AmbiguousLength,
+    BodyTooLarge,
+    LaneDispatcher,
+    LimitedParser,
+    is_light,
+    json_error,
+)
+
+
+@pytest.fixture
+def body_limits(app):
+    return limits.BodyLimits(app.url_map, app.extensions["appliance"].settings)
+
+
+def _parse(body_limits, raw: bytes) -> LimitedParser:
+    parser = LimitedParser(Adjustments(), body_limits)
+    while raw and not parser.completed:
+        raw = raw[parser.received(raw):]
+    return parser
+
+
+def test_every_route_that_takes_a_body_is_in_the_table(app):
+    assert limits.unlisted(app.url_map) == []
+
+
+def test_a_route_missing_from_the_table_is_found(settings):
+    app = create_app(settings)
+    app.add_url_rule("/v1/new", "new.upload", lambda: "", methods=["POST"])
+    assert limits.unlisted(app.url_map) == ["new.upload"]
+
+
+def test_each_route_gets_its_kind_of_cap(body_limits, settings):
+    image = int(settings.server.max_upload_mb * 1048576) + limits.FRAMING_BYTES
+    assert body_limits.lookup("POST", "/v1/models/x/infer").bytes == image
+    assert body_limits.lookup("POST", "/v1/infer").bytes == image
+    assert body_limits.lookup("POST", "/v2/models/x/versions/1/infer").kind == limits.IMAGE
+    assert body_limits.lookup("PUT", "/v1/models/x").kind == limits.INSTALL
+    for method, path in [("POST", "/healthz"), ("GET", "/v1/models/x/infer"),
+                         ("POST", "/no/such/route"), ("POST", "/v1/models/x/activate")]:
+        assert body_limits.lookup(method, path).bytes == limits.SMALL_BYTES, path
+    assert body_limits.largest() == (settings.models.max_install_mb << 20) + limits.FRAMING_BYTES
+
+
+def test_the_lookup_is_cheap_enough_for_the_io_thread(body_limits):
+    started = time.perf_counter()
+    for _ in range(2000):
+        body_limits.lookup("POST", "/v1/models/efficientnet-lite0/infer")
+        body_limits.lookup("POST", "/healthz")
+    assert (time.perf_counter() - started) / 4000 < 100e-6
+
+
+def test_a_declared_length_over_the_cap_is_refused_at_the_headers(body_limits):
+    parser = _parse(body_limits, b"POST /healthz HTTP/1.1\r\nContent-Length: 503316480\r\n\r\n"
+                    + b"\0" * 8192)
+    assert parser.completed and isinstance(parser.error, BodyTooLarge)
+    assert parser.body_rcv is None  # nothing of the body buffered
+    assert "no request body larger than 16 KB (480.0 MB sent)" in parser.error.body
+
+
+def test_expect_continue_is_not_sent_for_a_refused_body(body_limits):
+    parser = _parse(body_limits, b"PUT /v1/models/x HTTP/1.1\r\nExpect: 100-continue\r\n"
+                    b"Content-Length: 999999999999\r\n\r\n")
+    assert isinstance(parser.error, BodyTooLarge) and not parser.expect_continue
+    assert "models.max_install_mb" in parser.error.body
+
+
+def test_an_upload_without_the_admin_token_is_refused_at_the_headers(app):
+    from appliance.httpserver import Refused
+
+    services = app.extensions["appliance"]
+    gated = limits.BodyLimits(app.url_map, services.settings, admin=services.auth.require_admin)
+    head = b"PUT /v1/models/x HTTP/1.1\r\n%sContent-Length: 1000\r\n\r\n"
+    refused = _parse(gated, head % b"")
+    assert isinstance(refused.error, Refused) and refused.error.code == 401
+    assert refused.body_rcv is None
+    from tests.conftest import ADMIN
+
+    admitted = _parse(gated, head % b"Authorization: Bearer %s\r\n" % ADMIN.encode())
+    assert admitted.error is None and not admitted.completed  # the body is read next
+    answer = json.loads(json_error(refused.error))
+    assert answer["error"]["code"] == "unauthorized"
+
+
+def test_a_chunked_body_stops_at_the_cap(body_limits):
+    chunk = b"\0" * 4096
+    raw = (b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + (b"1000\r\n" + chunk + b"\r\n") * 10)
+    parser = _parse(body_limits, raw)
+    assert isinstance(parser.error, BodyTooLarge)
+    assert parser.body_bytes_received == limits.SMALL_BYTES + 1
+
+
+def test_a_body_under_its_cap_is_read(body_limits):
+    parser = _parse(body_limits, b"POST /v1/infer HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+    assert parser.completed and parser.error is None
+    assert parser.get_body_stream().read() == b"hello"
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /v1/infer HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST /v1/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+    b"POST /v1/infer HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_row38_content_length_with_transfer_encoding_is_refused(body_limits, head):
+    parser = _parse(body_limits, head + b"0\r\n\r\n")
+    assert isinstance(parser.error, AmbiguousLength) and parser.error.code == 400
+
+
+def test_server_errors_are_the_box_json():
+    answer = json.loads(json_error(BodyTooLarge("too big: send less")))
+    assert answer == {"error": {"code": "payload_too_large", "message": "too big: send less"}}
+    from waitress.utilities import BadRequest, InternalServerError
+
+    bad = json.loads(json_error(BadRequest("Content-Length is invalid")))["error"]
+    assert bad["code"] == "bad_request" and "Content-Length is invalid" in bad["message"]
+    assert json.loads(json_error(InternalServerError("trace")))["error"]["code"] == "internal"
+
+
+class _Channel:
+    def __init__(self, request):
+        self.requests = [request]
+
+
+def test_health_probes_and_server_errors_take_the_light_lane(body_limits):
+    probe = _parse(body_limits, b"GET /readyz HTTP/1.1\r\n\r\n")
+    inference = _parse(body_limits, b"POST /v1/infer HTTP/1.1\r\nContent-Length: 1\r\n\r\nx")
+    refused = _parse(body_limits, b"POST /healthz HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+    assert is_light(_Channel(probe)) and is_light(_Channel(refused))
+    assert not is_light(_Channel(inference))
+    dispatcher = LaneDispatcher(0, light_threads=1)  # no main workers: only the lane runs
+    done = []
+
+    class Task:
+        def __init__(self) -> None:
+            self.requests = [probe]
+
+        def service(self) -> None:
+            done.append(True)
+
+    try:
+        dispatcher.add_task(Task())
+        deadline = time.monotonic() + 5
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done == [True]
+    finally:
+        dispatcher.shutdown(timeout=1)
+
+
+def test_max_streams_is_a_documented_setting_with_a_range():
+    settings = config.load(env={"APPLIANCE_SERVER_MAX_STREAMS": "3"})
+    assert settings.server.max_streams == 3
+    with pytest.raises(config.ConfigError, match="server.max_streams"):
+        config.load(env={"APPLIANCE_SERVER_MAX_STREAMS": "-1"})
