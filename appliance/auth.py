@@ -11,11 +11,12 @@ import logging
 import secrets
 from pathlib import Path
 
-from appliance.errors import Forbidden, Unauthorized
+from appliance.errors import ConfigError, Forbidden, Unauthorized
 from appliance.storage import read_text, write_text_atomic
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin-token"
+MIN_TOKEN_CHARS = 16  # a guess a second for a year still misses 16 random characters
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="appliance"'}
 
 
@@ -49,17 +50,21 @@ class Auth:
 
     def require_infer(self, header: str | None) -> None:
         """When an inference token is set, raise Unauthorized unless it (or admin) is sent."""
+        if not self.allows_infer(header):
+            raise Unauthorized("this box needs the inference token: send "
+                               "'Authorization: Bearer TOKEN'", headers=CHALLENGE)
+
+    def allows_infer(self, header: str | None) -> bool:
+        """True when no inference token is set, or when it (or the admin token) is sent."""
         if self._infer is None:
-            return
+            return True
         token = _bearer(header)
-        if token is not None:
-            digest = _digest(token)
-            ok_infer = hmac.compare_digest(digest, self._infer)
-            ok_admin = hmac.compare_digest(digest, self._admin)
-            if ok_infer or ok_admin:
-                return
-        raise Unauthorized("this box needs the inference token: send "
-                           "'Authorization: Bearer TOKEN'", headers=CHALLENGE)
+        if token is None:
+            return False
+        digest = _digest(token)
+        ok_infer = hmac.compare_digest(digest, self._infer)
+        ok_admin = hmac.compare_digest(digest, self._admin)
+        return ok_infer or ok_admin
 
 
 def _bearer(header: str | None) -> str | None:
@@ -80,6 +85,9 @@ def admin_token(state_dir: str | Path) -> str:
     path = Path(state_dir) / ADMIN_TOKEN_FILE
     existing = read_text(path)
     if existing:
+        check_token(existing, f"the admin token in {path}", "delete the file and restart: "
+                    "a new one is made")
+        _keep_private(path)
         return existing
     token = secrets.token_urlsafe(32)
     try:
@@ -89,3 +97,26 @@ def admin_token(state_dir: str | Path) -> str:
         log.error("cannot save the admin token in %s (%s): admin routes use a token for "
                   "this run only, found nowhere; fix the state directory", path, exc)
     return token
+
+
+def check_token(token: str, what: str, fix: str) -> None:
+    """Raise ConfigError when `token` is too short to be safe, or has spaces in it."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"{what} has {len(token)} characters; at least {MIN_TOKEN_CHARS} "
+                          f"are needed to be safe: {fix}")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(f"{what} has spaces or control characters: {fix}")
+
+
+def _keep_private(path: Path) -> None:
+    # A token others can read is no secret: say so, and take their access away.
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(0o600)
+        log.warning("%s was readable by others (mode %o): it is now 0600; if others may "
+                    "have read it, delete it and restart for a new one", path, mode)
+    except OSError as exc:
+        log.error("%s is readable by others (mode %o) and cannot be fixed (%s): chmod 600 "
+                  "it, or delete it and restart for a new one", path, mode, exc)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.auth import check_token
 from appliance.errors import ConfigError
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,12 @@ class Server:
     port: int = setting(8080, "TCP port; flag --port")
     threads: int = setting(8, "WSGI worker threads (requests handled at once)")
     max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
+    max_streams: int = setting(2, "most live event streams (/v1/events, the kiosk page) open "
+                               "at once, each holding a worker thread; more get 503. At "
+                               "most half of server.threads are ever used")
+    allowed_hosts: str = setting("", "more names the box answers to (comma separated), such "
+                                 "as a name behind a proxy; * for any. IP addresses, "
+                                 "localhost, the host name and NAME.local always work")
 
 
 @dataclass
@@ -66,18 +73,29 @@ class Models:
     idle_session: bool = setting(True, "one more session per model, every core and spinning "
                                  "threads, for requests that find the model idle")
     queue_size: int = setting(16, "requests waiting per model before 503 Busy")
-    timeout_s: float = setting(30.0, "longest a request waits for its result before 503")
+    timeout_s: float = setting(30.0, "deadline of each request's model run: one still "
+                               "running then is stopped (504), one still queued dropped "
+                               "(503); also each install probe run's limit")
     max_batch: int = setting(0, "most requests run as one batch, for models with a dynamic "
                              "batch dimension; 0: as each bundle's manifest says (else 1)")
     max_wait_ms: float = setting(-1.0, "how long a batch waits for more requests; -1: as "
                                  "each bundle's manifest says (else 0: never waits)")
     warmup: bool = setting(True, "run one inference at load so the first request is fast")
     max_install_mb: int = setting(500, "largest bundle archive accepted by PUT, unpacked, in MB")
+    probe_memory_mb: int = setting(512, "memory an installed model's probe process may "
+                                   "allocate, in MB (over it: 422); keep it under the unit's "
+                                   "MemoryMax minus what the server holds")
 
 
 @dataclass
 class Imaging:
     max_pixels: int = setting(50_000_000, "largest image accepted, in pixels (larger: 413)")
+    max_decode_mb: int = setting(256, "most memory one image's decode may hold, in MB, worked "
+                                 "out from its header (more: 413); a 50-megapixel RGB PNG "
+                                 "takes about 195")
+    max_decoding_mb: int = setting(512, "most memory all decodes in flight may hold together, "
+                                   "in MB (more waits, then 503); with the server's own, keep "
+                                   "it under the unit's MemoryMax")
 
 
 @dataclass
@@ -310,6 +328,7 @@ def _check_ranges(settings: Settings) -> None:
         ("server.port", 0 <= settings.server.port <= 65535, "between 0 and 65535"),
         ("server.threads", settings.server.threads >= 1, "at least 1"),
         ("server.max_upload_mb", settings.server.max_upload_mb > 0, "above 0"),
+        ("server.max_streams", settings.server.max_streams >= 0, "0 or more"),
         ("models.intra_op_threads", settings.models.intra_op_threads >= 0, "0 or more"),
         ("models.queue_size", settings.models.queue_size >= 1, "at least 1"),
         ("models.timeout_s", settings.models.timeout_s > 0, "above 0"),
@@ -318,9 +337,14 @@ def _check_ranges(settings: Settings) -> None:
         ("models.max_wait_ms", settings.models.max_wait_ms >= 0
          or settings.models.max_wait_ms == -1, "-1, 0 or more"),
         ("models.max_install_mb", settings.models.max_install_mb >= 0, "0 or more"),
+        ("models.probe_memory_mb", settings.models.probe_memory_mb >= 64, "at least 64"),
         ("auth.rate_per_minute", settings.auth.rate_per_minute >= 0, "0 or more"),
         ("auth.burst", settings.auth.burst >= 1, "at least 1"),
         ("imaging.max_pixels", settings.imaging.max_pixels >= 1, "at least 1"),
+        ("imaging.max_decode_mb", settings.imaging.max_decode_mb >= 1, "at least 1"),
+        ("imaging.max_decoding_mb",
+         settings.imaging.max_decoding_mb >= settings.imaging.max_decode_mb,
+         "at least imaging.max_decode_mb"),
         ("standalone.max_fps", settings.standalone.max_fps > 0, "above 0"),
         ("display.width", settings.display.width >= 16, "at least 16"),
         ("display.height", settings.display.height >= 16, "at least 16"),
@@ -329,6 +353,13 @@ def _check_ranges(settings: Settings) -> None:
         if not ok:
             raise ConfigError(f"setting '{key}' must be {rule}")
     _check_hardware(settings)
+    _check_infer_token(settings.auth.infer_token)
+
+
+def _check_infer_token(token: str) -> None:
+    if token:
+        check_token(token, "setting 'auth.infer_token'", "use a long random one, e.g. "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
 
 
 CAMERAS = ("none", "folder", "push", "picamera2", "v4l2")

@@ -25,30 +25,34 @@ def loads(data: bytes) -> Any:
         return json.loads(text, parse_constant=_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # a second fence: the check above should have refused it
+        raise BadRequest(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
 
 
-STRUCTURE = re.compile(r'[\[\]{}"\\]')
+STRINGS = re.compile(r'"[^"]*"')
+NOT_BRACKETS = re.compile(r"[^\[\]]+")
+CURLY_AS_SQUARE = str.maketrans("{}", "[]")
 
 
 def _check_depth(text: str) -> None:
-    # Only brackets, quotes and backslashes matter: a tensor of numbers has few of them, so
-    # this walks a handful of matches instead of every character of a megabyte body.
-    depth, in_string, escaped_at = 0, False, -2
-    for match in STRUCTURE.finditer(text):
-        char, at = match.group(), match.start()
-        if in_string:
-            if char == "\\" and escaped_at != at - 1:
-                escaped_at = at
-            elif char == '"' and escaped_at != at - 1:
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise BadRequest(f"the JSON is nested deeper than {MAX_DEPTH} levels")
-        elif char in "]}":
-            depth -= 1
+    # Linear, and every step in C (str.replace, one regex without backtracking): escapes
+    # out, then strings out, then brackets peeled one level a pass. A walk in Python over
+    # quotes and backslashes took 2.9 s for 19 MB of backslash-quote pairs.
+    text = text.replace("\\\\", "").replace('\\"', "")
+    brackets = NOT_BRACKETS.sub("", STRINGS.sub("", text.translate(CURLY_AS_SQUARE)))
+    for _ in range(MAX_DEPTH):
+        peeled = brackets.replace("[]", "")
+        if len(peeled) == len(brackets):
+            break  # nothing more closes
+        brackets = peeled
+    else:
+        if brackets:  # pairs left after MAX_DEPTH levels were peeled
+            raise BadRequest(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        return
+    if "[" * (MAX_DEPTH + 1) in brackets:
+        raise BadRequest(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+    if brackets:
+        raise BadRequest("the body is not valid JSON: its brackets do not match")
 
 
 def _constant(name: str) -> Any:

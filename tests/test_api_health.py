@@ -41,3 +41,16 @@ def test_readyz_503_when_every_model_is_broken(tmp_path, models_dir):
         infer = client.post("/v1/infer", data=b"x")
         assert infer.status_code == 503
         assert "no model is serving" in infer.get_json()["error"]["message"]
+
+
+def test_row35_readyz_names_models_only_to_holders_of_the_inference_token(client, services):
+    from appliance.auth import Auth
+
+    services.auth = Auth(ADMIN, "an-inference-token-for-tests")
+    stranger = client.get("/readyz")
+    assert stranger.status_code == 200
+    assert stranger.get_json() == {"status": "ready"}
+    holder = client.get("/readyz", headers={"Authorization":
+                                            "Bearer an-inference-token-for-tests"})
+    assert holder.get_json()["models"] == ["tiny-classify", "tiny-embed", "tiny-faces",
+                                           "tiny-negative"]

@@ -27,6 +27,7 @@ def test_get_one_model_with_stats(client):
     body = client.get("/v1/models/tiny-classify").get_json()
     assert body["input"]["layout"] == "NCHW"
     assert body["stats"]["requests"] == 1
+    assert body["stats"]["overruns"] == 0
 
 
 def test_unknown_model_404_lists_names(client):

@@ -124,3 +124,36 @@ def test_unknown_model_is_404_and_readiness(client):
     assert "installed models are" in client.get("/v2/models/nope").get_json()["error"]
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
     assert client.get("/v2/models/tiny-classify/ready").get_json()["ready"] is True
+
+
+def _v2(client, header: dict):
+    return client.post("/v2/models/tiny-classify/infer", data=json.dumps(header),
+                       content_type="application/json")
+
+
+def _input(shape=(1, 3, 8, 8), **extra) -> dict:
+    count = int(np.prod(shape)) if max(shape) < 1000 else 1
+    return {"name": "input", "datatype": "FP32", "shape": list(shape), "data": [0.0] * count,
+            **extra}
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"inputs": [_input((2 ** 54 + 1, 3, 8, 8))]}, "one request carries at most"),
+    ({"inputs": [_input((1, 3, 2 ** 40, 2 ** 40))]}, "one request carries at most"),
+    ({"inputs": [_input()], "parameters": "binary"}, "'parameters' of the request must be"),
+    ({"inputs": [_input()], "parameters": [1]}, "'parameters' of the request must be"),
+    ({"inputs": [_input(parameters="x")]}, "'parameters' of input 'input' must be"),
+    ({"inputs": [_input()], "outputs": [{"name": "logits", "parameters": [True]}]},
+     "'parameters' of output 'logits' must be"),
+    ({"inputs": [_input()], "outputs": ["logits"]}, "each entry of 'outputs' must be"),
+    ({"inputs": [_input()], "outputs": {"name": "logits"}}, "'outputs' must be a list"),
+])
+def test_row37_bad_shapes_and_parameters_are_400_before_any_work(client, services, header,
+                                                                   message):
+    runner = services.registry.get("tiny-classify")
+    runs = []
+    runner.run = lambda tensor: runs.append(tensor)  # the model must not be reached
+    response = _v2(client, header)
+    assert response.status_code == 400, response.data
+    assert message in response.get_json()["error"]
+    assert runs == []

@@ -88,7 +88,7 @@ def test_missing_and_broken_files(tmp_path):
 
 
 def test_to_toml_round_trips(tmp_path):
-    settings = config.load(env={"APPLIANCE_AUTH_INFER_TOKEN": 'quote"d'})
+    settings = config.load(env={"APPLIANCE_AUTH_INFER_TOKEN": 'a-long-token-with-a-quote"d'})
     path = tmp_path / "out.toml"
     path.write_text(config.to_toml(settings))
     assert config.load(path, env={}) == settings
@@ -108,3 +108,10 @@ def test_hardware_names_and_paths_are_checked():
         config.load(env={"APPLIANCE_DISPLAY_KIND": "framebuffer"})
     with pytest.raises(ConfigError, match="'buttons.capture': BCM pin 40 does not exist"):
         config.load(env={"APPLIANCE_BUTTONS_CAPTURE": "40"})
+
+
+@pytest.mark.parametrize("token, problem", [("short", "5 characters"),
+                                            ("sixteen chars ok", "spaces")])
+def test_row39_a_weak_inference_token_is_refused(token, problem):
+    with pytest.raises(ConfigError, match=problem):
+        config.load(env={"APPLIANCE_AUTH_INFER_TOKEN": token})

@@ -46,6 +46,9 @@ class LiveServer:
         self._reader.start()
         if not self._banner_done.wait(60) or self._port is None:
             self.process.kill()
+            self.process.wait()
+            self._reader.join(10)
+            self.process.stdout.close()
             raise RuntimeError("server did not start:\n" + "".join(self.output))
         self.port = self._port
         self.url = f"http://127.0.0.1:{self.port}"

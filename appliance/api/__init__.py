@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from appliance.api import errors, health, kiosk, models, openapi, v2, web
+from appliance.api import admission, errors, health, kiosk, models, openapi, v2, web
 from appliance.config import Settings
 from appliance.services import Services
 
@@ -17,6 +17,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["appliance"] = services or Services.build(settings)
     errors.register(app)
+    admission.register(app)
     for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp):
         app.register_blueprint(blueprint)
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from appliance.api.admission import admitted
 from appliance.api.common import services
 
 bp = Blueprint("health", __name__)
@@ -18,10 +19,13 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """200 once the models are loaded and warm and one serves, else 503 with the reasons."""
-    registry = services().registry
-    failures = {f.name: f.error for f in registry.failures().values()}
-    body = {"status": "ready" if registry.ready else "not_ready",
-            "models": sorted(registry.runners()), "failed": failures}
+    svc = services()
+    registry = svc.registry
+    body = {"status": "ready" if registry.ready else "not_ready"}
+    # Which models the box has is for those who may use them (the inference token, when set).
+    if svc.auth.allows_infer(request.headers.get("Authorization")):
+        body["models"] = sorted(registry.runners())
+        body["failed"] = {f.name: f.error for f in registry.failures().values()}
     if not registry.loaded:
         body["reason"] = "models are still loading"
     elif not registry.ready:
@@ -34,6 +38,7 @@ def readyz():
 
 
 @bp.get("/metrics")
+@admitted()
 def metrics():
     """Prometheus text format."""
     return Response(services().metrics.render(),

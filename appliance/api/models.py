@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import errno
 import shutil
-import time
 
 from flask import Blueprint, Response, jsonify, request
 
 from appliance import imaging, pipeline, safejson
 from appliance import install as installer
+from appliance.api.admission import admitted
 from appliance.api.common import services
-from appliance.errors import ApplianceError, BadRequest, Busy, InsufficientStorage
+from appliance.api.headers import text_headers
+from appliance.errors import BadRequest, InsufficientStorage
 from appliance.pipeline import Answer
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
@@ -22,6 +23,7 @@ UPLOAD_HINT = ("send the image as multipart field 'image' (curl -F image=@photo.
 
 
 @bp.get("/models")
+@admitted()
 def list_models():
     """Every installed bundle with its state."""
     registry = services().registry
@@ -29,6 +31,7 @@ def list_models():
 
 
 @bp.get("/models/<name>")
+@admitted()
 def get_model(name: str):
     """One bundle's manifest summary and live stats."""
     svc = services()
@@ -39,21 +42,22 @@ def get_model(name: str):
                      "size": list(bundle.manifest.input.size),
                      "resize": bundle.manifest.input.resize}
     body["stats"] = {"requests": svc.metrics.requests(name, 200),
-                     "queue_depth": runner.queue_depth}
+                     "queue_depth": runner.queue_depth, "overruns": runner.overruns}
     return jsonify(body)
 
 
 @bp.post("/models/<name>/infer")
+@admitted(metered=True)
 def infer(name: str):
     """Run model `name` on one image."""
-    return _infer(lambda: services().registry.get(name), name)
+    return _infer(services().registry.get(name))
 
 
 @bp.post("/infer")
+@admitted(metered=True)
 def infer_active():
     """Run the active model on one image."""
-    registry = services().registry
-    return _infer(registry.get_active, registry.active or "none")
+    return _infer(services().registry.get_active())
 
 
 @bp.put("/models/<name>")
@@ -70,7 +74,7 @@ def install(name: str):
         staging = installer.new_staging(models_dir)
         upload = staging / "upload.tar.gz"
         installer.receive(request.stream, upload, cap)
-        folder = installer.stage(models_dir, upload, name, cap)
+        folder = installer.stage(models_dir, upload, name, cap, svc.settings.models)
         runner, replaced = svc.registry.install(folder, name)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -114,40 +118,13 @@ def activate(name: str):
     return jsonify(body)
 
 
-def _infer(get_runner, label: str):
+def _infer(runner) -> Response:
+    """One image through `runner`'s model, answered as its task answers."""
     svc = services()
-    started = time.perf_counter()
-    status = 500
-    try:
-        svc.auth.require_infer(request.headers.get("Authorization"))
-        _shed(svc)
-        svc.limiter.take(request.remote_addr or "unknown")
-        runner = get_runner()
-        label = runner.bundle.name
-        answer = pipeline.infer(runner, _image_bytes(), request.args,
-                                svc.settings.imaging.max_pixels, on_image=svc.push_frame)
-        response = _respond(answer, runner.bundle.manifest.attribution)
-        status = response.status_code
-        return response
-    except ApplianceError as exc:
-        status = exc.status
-        raise
-    finally:
-        svc.metrics.observe(label, status, time.perf_counter() - started)
-
-
-SHED_ROUNDS = 2
-
-
-def _shed(svc) -> None:
-    """Over capacity, answer at once instead of queueing: a request that waited for a worker
-    behind more than two rounds of others would only wait longer for the model. (One round
-    is too tight: a client's next request can arrive before the thread that answered its
-    last one has taken a new task.)"""
-    waiting = svc.backlog()
-    if waiting > SHED_ROUNDS * svc.settings.server.threads:
-        raise Busy(f"the box is over capacity ({waiting} requests waiting): retry in a "
-                   "second", headers={"Retry-After": "1"})
+    answer = pipeline.infer(runner, _image_bytes(), request.args,
+                            svc.settings.imaging.max_pixels, on_image=svc.push_frame,
+                            budget=svc.decodes)
+    return _respond(answer, runner.bundle.manifest.attribution)
 
 
 def _image_bytes() -> bytes:
@@ -191,13 +168,10 @@ def _respond(answer: Answer, attribution: dict[str, str]) -> Response:
         return jsonify(body)
     data, mime = imaging.encode(image, fmt, attribution)
     response = Response(data, mimetype=mime)
-    response.headers["X-Model"] = f"{answer.model} {answer.version}"
-    response.headers["X-Model-License"] = attribution["license"]
-    response.headers["X-Model-Author"] = _header_safe(attribution["author"])
+    # Manifest text may be anything (an em dash, Chinese, a newline, 200 KB): never raw.
+    response.headers.update(text_headers("X-Model", f"{answer.model} {answer.version}"))
+    response.headers.update(text_headers("X-Model-License", attribution.get("license", "")))
+    response.headers.update(text_headers("X-Model-Author", attribution.get("author", "")))
     response.headers["Server-Timing"] = ", ".join(
         f"{k};dur={v}" for k, v in answer.timing_ms.items())
     return response
-
-
-def _header_safe(text: str) -> str:
-    return text.encode("latin-1", "replace").decode("latin-1")

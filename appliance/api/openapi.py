@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from appliance import __version__
 
@@ -38,7 +39,9 @@ INFER_PARAMS = [
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "bad request", 401: "missing or wrong token", 403: "token lacks the scope",
+    text = {400: "bad request", 401: "missing or wrong token",
+            403: "token lacks the scope, or a page of another site or a name that is not the "
+                 "box's (server.allowed_hosts) sent the request",
             404: "no such model", 413: "body or image too large", 415: "not an accepted image",
             422: "the bundle cannot be served; the message says why",
             429: "too many requests from this client; see Retry-After",
@@ -195,4 +198,24 @@ def spec() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_json():
     """The OpenAPI document as JSON."""
-    return jsonify(spec())
+    document = spec()
+    add_admission(document, current_app)
+    return jsonify(document)
+
+
+ADMISSION_ERRORS = (401, 403, 429, 503)
+
+
+def add_admission(document: dict[str, Any], app) -> None:
+    """Mark every admitted route (appliance/api/admission.py) in `document`: the inference
+    token (when the box has one), and the answers of the admission path."""
+    for rule in app.url_map.iter_rules():
+        if getattr(app.view_functions[rule.endpoint], "admission", None) is None:
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = document["paths"][path][method.lower()]
+            operation["security"] = [{}, {"bearer": []}]  # the token only when one is set
+            error = V2_ERROR if path.startswith("/v2") else None
+            for code, response in _errors(*ADMISSION_ERRORS).items():
+                operation["responses"].setdefault(code, error or response)

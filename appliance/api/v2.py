@@ -6,12 +6,14 @@ queue and batching as v1. JSON tensors and the binary tensor data extension
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
 from appliance import __version__, safejson
+from appliance.api.admission import admitted
 from appliance.api.common import services
 from appliance.errors import ApplianceError, BadRequest
 
@@ -22,6 +24,7 @@ ORT_TYPES = {"tensor(float)": "FP32", "tensor(float16)": "FP16", "tensor(double)
              "tensor(uint8)": "UINT8", "tensor(int8)": "INT8", "tensor(int32)": "INT32",
              "tensor(int64)": "INT64", "tensor(bool)": "BOOL"}
 HEADER = "Inference-Header-Content-Length"
+MAX_ELEMENTS = 1 << 27  # 512 MB of FP32: far past any image model's input and body cap
 
 
 def _error(message: str, status: int = 400, headers: dict | None = None):
@@ -33,7 +36,7 @@ def _error(message: str, status: int = 400, headers: dict | None = None):
 
 @bp.errorhandler(ApplianceError)
 def _protocol_error(exc: ApplianceError):
-    status = exc.status if exc.status in (401, 403, 404, 413, 429, 503) else 400
+    status = exc.status if exc.status in (401, 403, 404, 413, 429, 503, 504) else 400
     return _error(exc.message, status, exc.headers)
 
 
@@ -56,6 +59,7 @@ def ready():
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
+@admitted()
 def model_metadata(name: str, version: str = ""):
     runner = services().registry.get(name)
     session = runner.session
@@ -67,6 +71,7 @@ def model_metadata(name: str, version: str = ""):
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
+@admitted()
 def model_ready(name: str, version: str = ""):
     services().registry.get(name)
     return jsonify({"name": name, "ready": True})
@@ -80,13 +85,12 @@ def _describe(tensor) -> dict[str, Any]:
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
+@admitted(metered=True)
 def infer(name: str, version: str = ""):
-    svc = services()
-    svc.auth.require_infer(request.headers.get("Authorization"))
-    svc.limiter.take(request.remote_addr or "unknown")
-    runner = svc.registry.get(name)
+    runner = services().registry.get(name)
     with runner.admit():
         header, binary = _split_body()
+        _check_header(header)
         tensor = _input_tensor(runner, header, binary)
         outputs = runner.run(tensor)
     names = [o.name for o in runner.session.get_outputs()]
@@ -113,6 +117,32 @@ def _object(value: Any) -> dict[str, Any]:
     return value
 
 
+def _check_header(header: dict[str, Any]) -> None:
+    """Every `parameters` object and `outputs` entry checked before any work, so a request
+    of the wrong shape is a 400 before the model runs, never a 500 after it."""
+    _parameters(header, "the request")
+    outputs = header.get("outputs")
+    if outputs is not None and not isinstance(outputs, list):
+        raise BadRequest("'outputs' must be a list of {\"name\": ...} objects")
+    for item in outputs or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest("each entry of 'outputs' must be an object with a 'name'")
+        _parameters(item, f"output {item['name']!r}")
+    for item in header.get("inputs") or []:
+        if isinstance(item, dict):
+            _parameters(item, f"input {item.get('name')!r}")
+
+
+def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"'parameters' of {what} must be an object, got "
+                         f"{type(parameters).__name__}")
+    return parameters
+
+
 def _input_tensor(runner, header: dict[str, Any], binary: bytes) -> np.ndarray:
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -134,6 +164,10 @@ def _shape(shape: Any, model_shape: list) -> list[int]:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
                                               and d > 0 for d in shape):
         raise BadRequest(f"'shape' must be a list of positive integers, got {shape!r}")
+    # Python's integers: numpy's int64 product wraps around for a shape like [2**54 + 1, ...]
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise BadRequest(f"shape {shape} holds {math.prod(shape)} values; one request "
+                         f"carries at most {MAX_ELEMENTS}")
     fixed = [d if isinstance(d, int) else None for d in model_shape]
     if len(shape) != len(fixed) or any(f is not None and f != d for f, d in zip(fixed, shape,
                                                                                 strict=True)):
@@ -143,8 +177,8 @@ def _shape(shape: Any, model_shape: list) -> list[int]:
 
 
 def _values(spec: dict, shape: list[int], dtype, binary: bytes) -> np.ndarray:
-    count = int(np.prod(shape))
-    parameters = spec.get("parameters") or {}
+    count = math.prod(shape)
+    parameters = _parameters(spec, f"input {spec.get('name')!r}")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
         if not isinstance(size, int) or size != len(binary):

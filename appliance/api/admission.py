@@ -1,0 +1,112 @@
+"""The one admission path for every route that runs a model or shows what the box sees.
+
+In order: the origin and host check (for every route, before routing answers), then for
+admitted routes the inference token when one is set, load shedding, the per-client rate
+limit, and metrics whose labels are installed model names only. A new route that runs a
+model or shows the camera is decorated with `@admitted(...)`; a test fails for any route
+that is neither admitted nor listed as open.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, make_response, request
+
+from appliance.api.common import services
+from appliance.api.origin import check_origin
+from appliance.errors import ApplianceError, Busy
+
+SHED_ROUNDS = 2
+UNKNOWN_MODEL = "_unknown"  # no bundle name can start with '_': never an installed name
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one route is admitted.
+
+    metered: count it in /metrics under the model it names (inference routes).
+    local_view: the kiosk's own browser on this machine passes without the token (it shows
+    the same pictures on the box's own screen; it cannot be given a secret).
+    """
+
+    metered: bool = False
+    local_view: bool = False
+
+
+def register(app: Flask) -> None:
+    """Check origin and host on every request, before any route runs."""
+    app.before_request(_check_origin)
+
+
+def _check_origin() -> None:
+    check_origin(request.headers, services().settings)
+
+
+def admitted(metered: bool = False, local_view: bool = False) -> Callable:
+    """Decorate a view so it runs only after auth, shedding and the rate limit."""
+    policy = Policy(metered, local_view)
+
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def admit(**kwargs):
+            return _admit(policy, view, kwargs)
+
+        admit.admission = policy
+        return admit
+
+    return wrap
+
+
+def _admit(policy: Policy, view: Callable, kwargs: dict):
+    svc = services()
+    started, status = time.perf_counter(), 500
+    try:
+        _authorize(svc, policy)
+        shed(svc)
+        svc.limiter.take(request.remote_addr or "unknown")
+        response = make_response(view(**kwargs))
+        status = response.status_code
+        return response
+    except ApplianceError as exc:
+        status = exc.status
+        raise
+    finally:
+        if policy.metered:
+            svc.metrics.observe(model_label(svc, kwargs.get("name")), status,
+                                time.perf_counter() - started)
+
+
+def _authorize(svc, policy: Policy) -> None:
+    if policy.local_view and _loopback(request.remote_addr):
+        return
+    svc.auth.require_infer(request.headers.get("Authorization"))
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def shed(svc) -> None:
+    """Over capacity, answer at once instead of queueing: a request that waited for a worker
+    behind more than two rounds of others would only wait longer for the model. (One round
+    is too tight: a client's next request can arrive before the thread that answered its
+    last one has taken a new task.) Raises Busy with Retry-After."""
+    waiting = svc.backlog()
+    if waiting > SHED_ROUNDS * svc.settings.server.threads:
+        raise Busy(f"the box is over capacity ({waiting} requests waiting): retry in a "
+                   "second", headers={"Retry-After": "1"})
+
+
+def model_label(svc, name: str | None) -> str:
+    """The metrics label for a request naming `name` (None: the active model): the name when
+    it is installed, else one fixed label, so strangers' names never make new series."""
+    wanted = name if name is not None else svc.registry.active
+    return wanted if wanted and wanted in svc.registry.names() else UNKNOWN_MODEL
