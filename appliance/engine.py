@@ -20,163 +20,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from appliance.deadlines import Deadlines, Ticket
-from appliance.errors import (
-    BundleError,
-    Busy,
-    ConfigError,
-    DeadlineExceeded,
-    ModelLoadError,
-    Unavailable,
-)
+from appliance.errors import Busy, DeadlineExceeded, ModelLoadError, Unavailable
+from appliance.sessions import check_signature, input_dtype, open_sessions
 
 if TYPE_CHECKING:
-    import onnxruntime
-
     from appliance.bundle import Bundle
     from appliance.config import Models
 
 log = logging.getLogger(__name__)
 
-PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
-AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _STOP = object()
-BIG_MODEL_MS = 10.0
 # How long past its deadline a request waits for its terminated run to hand back the error
 # (onnxruntime needs milliseconds; one node that cannot be interrupted takes longer, and
 # then the request gives up with 503 while the watchdog sees the run as stuck).
 STOP_GRACE_S = 1.0
 # How long close(cancel=True) waits for terminated runs to return.
 CANCEL_WAIT_S = 5.0
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (cgroup/affinity aware where the OS says)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def choose_providers(setting: str, available: Sequence[str]) -> list[str]:
-    """Execution providers for `setting` ('auto' or names like 'cuda,cpu').
-
-    Raises ConfigError naming a provider that is unknown or not available in this build.
-    """
-    if setting.strip() == "auto":
-        return [p for p in AUTO_ORDER if p in available]
-    chosen = []
-    for name in (n.strip().lower() for n in setting.split(",") if n.strip()):
-        provider = PROVIDER_NAMES.get(name)
-        if provider is None:
-            raise ConfigError(f"setting 'models.providers': unknown provider {name!r}; "
-                              f"use auto or {', '.join(PROVIDER_NAMES)}")
-        if provider not in available:
-            raise ConfigError(f"setting 'models.providers': {name} is not available in this "
-                              f"onnxruntime build (available: {', '.join(available)})")
-        chosen.append(provider)
-    return chosen or ["CPUExecutionProvider"]
-
-
-def session_count(settings: Models) -> int:
-    """Plain sessions per model: the setting, or half the cores (at least one), so that the
-    other half decodes images and serves HTTP under load."""
-    return settings.sessions or max(1, cpu_count() // 2)
-
-
-def threads_per_session(settings: Models) -> int:
-    """Intra-op threads for each plain session: the setting, or one when the idle session
-    gives lone requests every core (one thread wastes no CPU on synchronizing), else the
-    cores shared out among the sessions."""
-    if settings.intra_op_threads:
-        return settings.intra_op_threads
-    if settings.idle_session:
-        return 1
-    return max(1, cpu_count() // session_count(settings))
-
-
-def create_session(model_path: str, settings: Models, threads: int | None = None,
-                   spin: bool | None = None) -> onnxruntime.InferenceSession:
-    """One onnxruntime session with providers and threads from the settings (or `threads`
-    and `spin` where given).
-
-    Raises ModelLoadError with onnxruntime's reason when the model cannot be loaded.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or threads_per_session(settings)
-    # Spinning threads answer a little sooner, but on a few cores they burn the CPU that
-    # decoding and the web server need between runs.
-    spinning = settings.spin if spin is None else spin
-    options.add_session_config_entry("session.intra_op.allow_spinning",
-                                     "1" if spinning else "0")
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    providers = choose_providers(settings.providers, ort.get_available_providers())
-    try:
-        return ort.InferenceSession(str(model_path), options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
-        raise ModelLoadError(f"onnxruntime cannot load {model_path}: {exc}") from exc
-
-
-def open_sessions(bundle: Bundle, settings: Models,
-                  deadlines: Deadlines) -> tuple[list, object | None]:
-    """The plain sessions that serve the queue, and the idle session (or None).
-
-    A request that finds a small model idle runs at once in its own thread on the idle
-    session: every core, spinning threads, the lowest latency one at a time. Under load the
-    queue and the plain sessions (one thread each, no spinning) take over, leaving the CPU to
-    decoding and the web server. A big model (a run of BIG_MODEL_MS or more on every core)
-    gains little from spinning and a second copy of its activations costs tens of MB, so it
-    gets one session on every core that serves everything.
-    Raises ModelLoadError (also when the timing runs pass models.timeout_s) or BundleError.
-    """
-    path, cores = bundle.model_path, cpu_count()
-    if not settings.idle_session or cores == 1:
-        return [create_session(path, settings) for _ in range(session_count(settings))], None
-    probe = create_session(path, settings, threads=cores, spin=False)
-    if _run_ms(probe, bundle, deadlines, settings.timeout_s) >= BIG_MODEL_MS:
-        return [probe], None
-    del probe
-    plain = [create_session(path, settings) for _ in range(session_count(settings))]
-    return plain, create_session(path, settings, threads=cores, spin=True)
-
-
-def _run_ms(session, bundle: Bundle, deadlines: Deadlines, timeout_s: float) -> float:
-    """Milliseconds of one run on zeros, after one to warm up; both within `timeout_s`.
-
-    Raises ModelLoadError when the model fails on zeros or does not finish in time.
-    """
-    name, shape = check_signature(session, bundle)
-    zeros = np.zeros(shape, dtype=input_dtype(bundle))
-    with deadlines.watch(time.monotonic() + timeout_s) as ticket:
-        try:
-            session.run(None, {name: zeros}, ticket.options)
-            started = time.perf_counter()
-            session.run(None, {name: zeros}, ticket.options)
-        except Exception as exc:
-            reason = (f"did not finish within {timeout_s:g} s (models.timeout_s)"
-                      if ticket.expired else f"failed: {exc}")
-            raise ModelLoadError(f"model {bundle.name} {reason} on an input of zeros") \
-                from None
-    return (time.perf_counter() - started) * 1000
 
 
 @dataclass
@@ -484,11 +353,6 @@ class Runner:
                                 "try another model or ask the owner to remove this one")
 
 
-def input_dtype(bundle: Bundle) -> type:
-    """The numpy type of the model's input tensor."""
-    return np.uint8 if bundle.manifest.input.dtype == "uint8" else np.float32
-
-
 def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:
     """(max_batch, max_wait_ms) for this bundle: the owner's settings where set, else the
     manifest's `serving` values, else 1 and 0; batch 1 for a model without a dynamic batch."""
@@ -498,27 +362,3 @@ def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:
     max_batch = settings.max_batch or serving.get("max_batch", 1)
     wait = settings.max_wait_ms if settings.max_wait_ms >= 0 else serving.get("max_wait_ms", 0)
     return max_batch, float(wait)
-
-
-def check_signature(session, bundle: Bundle) -> tuple[str, tuple[int, ...]]:
-    """Check that the model's input matches the manifest; return its name and concrete shape.
-
-    Raises BundleError naming what differs.
-    """
-    spec = bundle.manifest.input
-    inputs = {i.name: i for i in session.get_inputs()}
-    if spec.name not in inputs:
-        raise BundleError(f"{bundle.name}/manifest.json.input.name: the model has no input "
-                          f"{spec.name!r} (it has {', '.join(inputs)})")
-    height, width = spec.size
-    expected = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
-    shape = inputs[spec.name].shape
-    if len(shape) != 4 or any(isinstance(d, int) and d != e
-                              for d, e in zip(shape[1:], expected[1:], strict=True)):
-        raise BundleError(f"{bundle.name}/manifest.json.input: the model's input "
-                          f"{spec.name} has shape {shape}, the manifest implies {expected}")
-    dynamic = not isinstance(shape[0], int)
-    if spec.dynamic_batch and not dynamic:
-        raise BundleError(f"{bundle.name}/manifest.json.input.dynamic_batch: true, but the "
-                          f"model's batch dimension is fixed at {shape[0]}")
-    return spec.name, expected

@@ -52,7 +52,7 @@ def probe_inputs(found, shape: tuple[int, ...]) -> list[tuple[str, object]]:
     import numpy as np
     from PIL import Image
 
-    from appliance.engine import input_dtype
+    from appliance.sessions import input_dtype
     from appliance.tasks import preprocess
 
     spec = found.manifest.input
@@ -98,8 +98,8 @@ def main(folder: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
     import onnxruntime as ort
 
     from appliance import bundle as bundles
-    from appliance.engine import check_signature
     from appliance.errors import ApplianceError
+    from appliance.sessions import check_signature
 
     try:
         found = bundles.read(folder)

@@ -9,18 +9,16 @@ from onnx import helper, numpy_helper
 
 from appliance import config
 from appliance.bundle import read
-from appliance.engine import Runner, check_signature, choose_providers, create_session
+from appliance.engine import Runner
 from appliance.errors import (
     BundleError,
     Busy,
-    ConfigError,
     DeadlineExceeded,
     ModelLoadError,
     Unavailable,
 )
+from appliance.sessions import create_session
 from tests import models as tiny
-
-ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class GatedSession:
@@ -57,16 +55,6 @@ def _tensor(rgb):
 @pytest.fixture
 def classify_bundle(models_dir):
     return read(models_dir / "tiny-classify")
-
-
-def test_choose_providers():
-    assert choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert choose_providers("auto", ALL) == ALL
-    assert choose_providers("cuda, cpu", ALL) == ALL[1:]
-    with pytest.raises(ConfigError, match="cuda is not available in this onnxruntime build"):
-        choose_providers("cuda", ["CPUExecutionProvider"])
-    with pytest.raises(ConfigError, match="unknown provider 'tpu'"):
-        choose_providers("tpu", ALL)
 
 
 def test_run_returns_real_outputs(classify_bundle):
@@ -140,33 +128,6 @@ def test_batching_off_without_a_dynamic_batch(models_dir):
     with Runner(bundle, _settings(max_batch=8)) as runner:
         assert runner.batching is False
         assert np.argmax(runner.run(_tensor([0, 1, 0]))[0]) == 1
-
-
-def test_manifest_claiming_a_dynamic_batch_that_is_fixed(models_dir):
-    bundle = tiny.write_bundle(models_dir, "liar", model=tiny.classify_model(batch=1))
-    session = create_session(bundle.model_path, _settings())
-    with pytest.raises(BundleError, match="dynamic_batch: true, but the model's batch "
-                                          "dimension is fixed at 1"):
-        check_signature(session, bundle)
-
-
-def test_input_name_and_shape_mismatch(models_dir):
-    spec = tiny.manifest("x", "classify")["input"]
-    named = tiny.write_bundle(models_dir, "named", input={**spec, "name": "pixels"})
-    session = create_session(named.model_path, _settings())
-    with pytest.raises(BundleError, match="the model has no input 'pixels' \\(it has input\\)"):
-        check_signature(session, named)
-    sized = tiny.write_bundle(models_dir, "sized", input={**spec, "size": [16, 16]})
-    with pytest.raises(BundleError, match="has shape \\['batch', 3, 8, 8\\], the manifest "
-                                          "implies \\(1, 3, 16, 16\\)"):
-        check_signature(session, sized)
-
-
-def test_garbage_model_is_a_load_error(models_dir, tmp_path):
-    path = tmp_path / "garbage.onnx"
-    path.write_bytes(b"not a protobuf at all")
-    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
-        create_session(path, _settings())
 
 
 def test_closed_runner_is_unavailable(classify_bundle):
@@ -275,25 +236,10 @@ def test_several_sessions_serve_one_queue_in_parallel(classify_bundle):
     assert answers == [0, 1]
 
 
-def test_sessions_and_threads_from_the_core_count(monkeypatch):
-    from appliance import engine
-
-    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
-    auto = _settings(intra_op_threads=0, sessions=0)
-    assert (engine.session_count(auto), engine.threads_per_session(auto)) == (2, 1)
-    no_idle = _settings(intra_op_threads=0, sessions=0, idle_session=False)
-    assert (engine.session_count(no_idle), engine.threads_per_session(no_idle)) == (2, 2)
-    assert engine.threads_per_session(_settings(intra_op_threads=0, sessions=4,
-                                                idle_session=False)) == 1
-    assert engine.threads_per_session(_settings(intra_op_threads=3, sessions=2)) == 3
-    monkeypatch.setattr(engine, "cpu_count", lambda: 1)
-    assert engine.session_count(auto) == 1
-
-
 def _idle_runner(bundle, monkeypatch):
-    from appliance import engine
+    from appliance import sessions
 
-    monkeypatch.setattr(engine, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)
     runner = Runner(bundle, _settings(intra_op_threads=0, sessions=1))
     idle, plain = GatedSession(runner.idle_session), GatedSession(runner.session)
     runner.idle_session, runner.sessions[0] = idle, plain
@@ -347,12 +293,12 @@ def test_warm_up_warms_both_sessions(classify_bundle, monkeypatch):
 
 def test_the_idle_session_spins_on_every_core_and_can_be_turned_off(classify_bundle,
                                                                      monkeypatch):
-    from appliance import engine
+    from appliance import sessions
 
     calls = []
-    real = engine.create_session
-    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
-    monkeypatch.setattr(engine, "create_session", lambda path, settings, threads=None,
+    real = sessions.create_session
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 4)
+    monkeypatch.setattr(sessions, "create_session", lambda path, settings, threads=None,
                         spin=None: calls.append((threads, spin)) or real(path, settings, 1))
     with Runner(classify_bundle, _settings(intra_op_threads=0, sessions=1)) as runner:
         assert runner.idle_session is not None
@@ -365,13 +311,13 @@ def test_the_idle_session_spins_on_every_core_and_can_be_turned_off(classify_bun
 
 
 def test_a_big_model_gets_one_session_on_every_core(classify_bundle, monkeypatch):
-    from appliance import engine
+    from appliance import sessions
 
     calls = []
-    real = engine.create_session
-    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
-    monkeypatch.setattr(engine, "BIG_MODEL_MS", 0.0)  # every model is big
-    monkeypatch.setattr(engine, "create_session", lambda path, settings, threads=None,
+    real = sessions.create_session
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 4)
+    monkeypatch.setattr(sessions, "BIG_MODEL_MS", 0.0)  # every model is big
+    monkeypatch.setattr(sessions, "create_session", lambda path, settings, threads=None,
                         spin=None: calls.append((threads, spin)) or real(path, settings, 1))
     with Runner(classify_bundle, _settings(intra_op_threads=0, sessions=0)) as runner:
         assert runner.idle_session is None and len(runner.sessions) == 1
@@ -391,9 +337,9 @@ def _cpu_s() -> float:
 @pytest.mark.parametrize("idle_session", [True, False], ids=["inline", "queued"])
 def test_row33_an_endless_run_is_stopped_at_its_deadline_and_the_cpu_released(
         endless_bundle, monkeypatch, idle_session):
-    from appliance import engine
+    from appliance import sessions
 
-    monkeypatch.setattr(engine, "cpu_count", lambda: 2)  # the idle session exists
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)  # the idle session exists
     settings = _settings(timeout_s=0.5, idle_session=idle_session, sessions=1)
     with Runner(endless_bundle, settings) as runner:
         assert (runner.idle_session is not None) is idle_session
@@ -442,9 +388,9 @@ def test_row33_close_with_cancel_stops_a_running_wedge(endless_bundle):
 
 
 def test_row33_a_model_that_wedges_on_zeros_fails_to_load(tmp_path, monkeypatch):
-    from appliance import engine
+    from appliance import sessions
 
-    monkeypatch.setattr(engine, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)
     model = tiny.endless_model()
     for node in model.graph.node:  # max(input) + 1: zeros too run 10^12 steps
         if node.op_type == "ReduceMax":

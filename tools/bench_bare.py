@@ -21,7 +21,7 @@ from PIL import Image
 
 from appliance import bundle as bundles
 from appliance import config, imaging, tasks
-from appliance.engine import cpu_count, create_session
+from appliance.sessions import cpu_count, create_session
 
 MAX_PIXELS = 50_000_000
 

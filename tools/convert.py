@@ -37,8 +37,8 @@ import onnx
 
 from appliance import bundle as bundles
 from appliance import config, tasks
-from appliance.engine import check_signature, create_session
 from appliance.errors import ApplianceError
+from appliance.sessions import check_signature, create_session
 from appliance.tasks.preprocess import Geometry
 from tools import calibration, gate, latency, modelcheck, quantization, report, triton_export
 from tools.errors import ConvertError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance import config
-from appliance.engine import cpu_count, create_session
+from appliance.sessions import cpu_count, create_session
 
 
 def measure(paths: dict[str, Path], tensor: np.ndarray, input_name: str,

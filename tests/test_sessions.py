@@ -1,0 +1,65 @@
+"""onnxruntime sessions: providers, threads per session, and the model's signature."""
+
+import pytest
+
+from appliance import config, sessions
+from appliance.errors import BundleError, ConfigError, ModelLoadError
+from appliance.sessions import check_signature, choose_providers, create_session
+from tests import models as tiny
+
+ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _settings(**models):
+    overrides = {f"models.{k}": v for k, v in {"intra_op_threads": 1, **models}.items()}
+    return config.load(env={}, overrides=overrides).models
+
+
+def test_choose_providers():
+    assert choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers("auto", ALL) == ALL
+    assert choose_providers("cuda, cpu", ALL) == ALL[1:]
+    with pytest.raises(ConfigError, match="cuda is not available in this onnxruntime build"):
+        choose_providers("cuda", ["CPUExecutionProvider"])
+    with pytest.raises(ConfigError, match="unknown provider 'tpu'"):
+        choose_providers("tpu", ALL)
+
+
+def test_manifest_claiming_a_dynamic_batch_that_is_fixed(models_dir):
+    bundle = tiny.write_bundle(models_dir, "liar", model=tiny.classify_model(batch=1))
+    session = create_session(bundle.model_path, _settings())
+    with pytest.raises(BundleError, match="dynamic_batch: true, but the model's batch "
+                                          "dimension is fixed at 1"):
+        check_signature(session, bundle)
+
+
+def test_input_name_and_shape_mismatch(models_dir):
+    spec = tiny.manifest("x", "classify")["input"]
+    named = tiny.write_bundle(models_dir, "named", input={**spec, "name": "pixels"})
+    session = create_session(named.model_path, _settings())
+    with pytest.raises(BundleError, match="the model has no input 'pixels' \\(it has input\\)"):
+        check_signature(session, named)
+    sized = tiny.write_bundle(models_dir, "sized", input={**spec, "size": [16, 16]})
+    with pytest.raises(BundleError, match="has shape \\['batch', 3, 8, 8\\], the manifest "
+                                          "implies \\(1, 3, 16, 16\\)"):
+        check_signature(session, sized)
+
+
+def test_garbage_model_is_a_load_error(models_dir, tmp_path):
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
+        create_session(path, _settings())
+
+
+def test_sessions_and_threads_from_the_core_count(monkeypatch):
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 4)
+    auto = _settings(intra_op_threads=0, sessions=0)
+    assert (sessions.session_count(auto), sessions.threads_per_session(auto)) == (2, 1)
+    no_idle = _settings(intra_op_threads=0, sessions=0, idle_session=False)
+    assert (sessions.session_count(no_idle), sessions.threads_per_session(no_idle)) == (2, 2)
+    assert sessions.threads_per_session(_settings(intra_op_threads=0, sessions=4,
+                                                idle_session=False)) == 1
+    assert sessions.threads_per_session(_settings(intra_op_threads=3, sessions=2)) == 3
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 1)
+    assert sessions.session_count(auto) == 1
