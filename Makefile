@@ -51,7 +51,10 @@ clean-models:
 	rm -rf $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)) $(MODELS_DIR)/.build
 
 # As a service: /opt/appliance, /etc/appliance, /var/lib/appliance, the systemd unit.
-install: models
+# Bundles already built in models/ are installed as they are: only missing ones are built
+# (with torch, in .venv), so a box given the built bundles never needs the tools extra.
+MISSING_MODELS := $(filter-out $(wildcard $(MANIFESTS)),$(MANIFESTS))
+install: $(if $(MISSING_MODELS),models)
 	DESTDIR="$(DESTDIR)" bash systemd/install.sh install
 
 uninstall:

@@ -38,13 +38,37 @@ def test_unit_verifies(analyze, tmp_path):
     assert problems == [], "\n".join(problems)
 
 
+def _directives() -> dict[str, list[str]]:
+    """The unit's settings, comments left out: each key with its values in order."""
+    found: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";")):
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
 def test_the_unit_waits_for_ready_and_watches():
-    text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "DynamicUser=yes", "ProtectSystem=strict",
-                 "DevicePolicy=closed", "DeviceAllow=char-gpiochip rw",
-                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                 "Environment=ORT_DISABLE_TELEMETRY=1"):
-        assert line in text
+    unit = _directives()
+    for key, value in (("Type", "notify"), ("DynamicUser", "yes"), ("ProtectSystem", "strict"),
+                       ("DevicePolicy", "closed"), ("DeviceAllow", "char-gpiochip rw"),
+                       ("Environment", "ORT_DISABLE_TELEMETRY=1"), ("ProtectProc", "invisible")):
+        assert value in unit.get(key, []), key
+    assert unit["WatchdogSec"]
+
+
+def test_mdns_can_list_the_interfaces():
+    # getifaddrs() and if_nameindex(), which zeroconf and the box use to find the addresses
+    # to announce, open a netlink socket: without AF_NETLINK, "[Errno 97] Address family not
+    # supported by protocol" and the box is never announced (tests/test_systemd_boot.py).
+    families = " ".join(_directives()["RestrictAddressFamilies"]).split()
+    assert set(families) == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
+
+
+def test_onnxruntime_can_read_proc_cpuinfo():
+    # ProcSubset=pid hides /proc/cpuinfo, where onnxruntime's cpuinfo reads the CPU's
+    # features (an ARM CPU's dot product for INT8): "Error in cpuinfo" in the journal.
+    assert _directives().get("ProcSubset", ["all"])[-1] == "all"
 
 
 def test_kiosk_unit_verifies(analyze, tmp_path):
