@@ -45,6 +45,9 @@ _STOP = object()
 # then the request gives up with 503 while the watchdog sees the run as stuck).
 STOP_GRACE_S = 1.0
 # How long close(cancel=True) waits for terminated runs to return.
+# A stopped run counts as the model's overrun only when the run itself (not the wait in the
+# queue before it) took at least this share of models.timeout_s.
+OVERRUN_SHARE = 0.5
 CANCEL_WAIT_S = 5.0
 
 
@@ -327,19 +330,26 @@ class Runner:
                 self._tickets.add(ticket)
                 if self._cancelled:
                     ticket.cancel()
+            started = time.monotonic()
             try:
                 return session.run(None, {self.input_name: tensor}, ticket.options)
             except Exception as exc:
-                raise self._run_error(ticket, exc) from None
+                raise self._run_error(ticket, exc, time.monotonic() - started) from None
             finally:
                 with self._state_lock:
                     self._tickets.discard(ticket)
 
-    def _run_error(self, ticket: Ticket, exc: Exception) -> Exception:
+    def _run_error(self, ticket: Ticket, exc: Exception, ran_s: float) -> Exception:
         if ticket.cancelled:
             return self._stopped_error()
         if not ticket.expired:
             return ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}")
+        if ran_s < self.settings.timeout_s * OVERRUN_SHARE:
+            # Most of the time went waiting in the queue behind others: a busy box, not a
+            # model at fault, so it is not counted against the model.
+            return DeadlineExceeded(f"model {self.bundle.name} could not answer within "
+                                    f"{self.settings.timeout_s:g} s (models.timeout_s): the "
+                                    "box is busy; retry later", headers={"Retry-After": "5"})
         with self._state_lock:
             self.overruns += 1
         log.error("model %s: a run passed its %g s deadline (models.timeout_s) and was "

@@ -434,3 +434,35 @@ def test_row33_a_job_whose_request_gave_up_is_never_run(classify_bundle):
         gated.gate.set()  # the wedge ends: the worker finds the second job given up on
         _wait_for(lambda: runner.queue_depth == 0 and runner.busy_since is None)
     assert gated.batches == [1]
+
+
+class _SlowSession:
+    """A real session behind a run that takes 0.3 s and honours terminate, as onnxruntime's
+    runs do: a well-behaved but slow model."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def get_inputs(self):
+        return self.real.get_inputs()
+
+    def run(self, names, feeds, options=None):
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:
+            if options is not None and options.terminate:
+                raise RuntimeError("Exiting due to terminate flag being set to true.")
+            time.sleep(0.01)
+        return self.real.run(names, feeds)
+
+
+def test_row33_time_waiting_in_the_queue_is_not_the_models_overrun(classify_bundle):
+    settings = _settings(timeout_s=1.0, idle_session=False, sessions=1, max_batch=1)
+    slow = _SlowSession(create_session(classify_bundle.model_path, settings))
+    with Runner(classify_bundle, settings, session=slow) as runner, \
+            ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(runner.run, _tensor([1, 1, 1])) for _ in range(5)]
+        errors = [f.exception(10) for f in futures]
+    late = [e for e in errors if e is not None]
+    assert late, "the crowd should have outwaited the deadline"
+    assert all(isinstance(e, DeadlineExceeded | Unavailable) for e in late)
+    assert runner.overruns == 0
