@@ -18,7 +18,7 @@ server {{
     location / {{
         proxy_pass http://appliance_fleet;
         proxy_next_upstream error timeout http_503;
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;  # with the port: the box compares it with Origin
         proxy_read_timeout 60s;
         proxy_buffering off;  # Server-Sent Events for /kiosk pass straight through
     }}

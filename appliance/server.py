@@ -51,6 +51,7 @@ def serve(settings: Settings, announce=print) -> None:
         announce(banner(settings, server.effective_port))
         _loop(server, stop)
         watchdog.stop()
+        _end_streams(services)
         _drain(server)
     finally:
         watchdog.stop()
@@ -166,6 +167,14 @@ def _loop(server, stop: threading.Event) -> None:
 
     while not stop.is_set():
         wasyncore.loop(timeout=POLL_S, map=server._map, count=1)
+
+
+def _end_streams(services) -> None:
+    # Live event streams would hold the drain for its whole length: they end first (the
+    # kiosk page reconnects to whichever box answers next).
+    services.stopping.set()
+    if services.screen is not None:
+        services.screen.close()
 
 
 def _drain(server) -> None:

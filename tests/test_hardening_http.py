@@ -361,3 +361,18 @@ def test_row38_content_length_with_transfer_encoding_is_400_and_closed(models_di
             assert error["code"] == "bad_request"
             assert "both Content-Length and Transfer-Encoding" in error["message"]
             assert _closed(sock)
+
+
+def test_row30_sigterm_ends_open_event_streams_at_once(models_dir, tmp_path):
+    with LiveServer(models_dir, tmp_path / "state", env=KIOSK) as live:
+        live.wait_ready()
+        streams = _open_streams(live.port, 2)
+        try:
+            assert [_first_status(sock)[0] for sock in streams] == [200, 200]
+            started = time.monotonic()
+            assert live.stop() == 0
+            # The streams would otherwise hold the drain for its whole 10 s.
+            assert time.monotonic() - started < 4
+        finally:
+            for sock in streams:
+                sock.close()

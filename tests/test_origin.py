@@ -107,3 +107,10 @@ def test_row35_v2_answers_refusals_in_its_own_format(client):
                            content_type="application/json", headers={"Origin": EVIL})
     assert response.status_code == 403
     assert "another site" in response.get_json()["error"]
+
+
+def test_row35_behind_a_proxy_that_drops_the_port_the_page_still_posts(defaults):
+    defaults.server.allowed_hosts = "gallery.local"
+    check_origin({"Host": "gallery.local", "Origin": "http://gallery.local:8080"}, defaults)
+    with pytest.raises(Forbidden):
+        check_origin({"Host": "gallery.local", "Origin": "http://evil.example:8080"}, defaults)

@@ -86,20 +86,24 @@ def _same_origin(origin: str, host: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not parts.hostname or not host:
         return False  # includes Origin: null (sandboxed frames, files)
+    name, host_port = _split_host(host)
+    if parts.hostname.lower().rstrip(".") != name:
+        return False
+    # A proxy that forwards the name without the port (nginx's $host) says nothing about the
+    # port: the name, already checked as one of the box's, decides.
     default = 443 if parts.scheme == "https" else 80
-    origin_host = f"{parts.hostname}:{port or default}"
-    return _with_port(host, default) == origin_host.lower()
+    return host_port is None or host_port == (port or default)
 
 
-def _with_port(host: str, default: int) -> str:
-    name = hostname_of(host)
+def _split_host(host: str) -> tuple[str, int | None]:
+    """(name, port or None) of a Host header."""
     rest = host.strip().lower()
     if rest.startswith("["):
         rest = rest.split("]", 1)[1]
     elif rest.count(":") != 1:
         rest = ""
-    port = rest.rsplit(":", 1)[1] if ":" in rest else str(default)
-    return f"{name}:{port}"
+    port = rest.rsplit(":", 1)[1] if ":" in rest else ""
+    return hostname_of(host), int(port) if port.isdigit() else None
 
 
 def _shown(text: str) -> str:

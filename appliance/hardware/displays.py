@@ -147,6 +147,7 @@ class KioskDisplay:
         self._changed = threading.Condition()
         self.sequence = 0
         self.frame = b""
+        self.closed = False
 
     def show(self, image: Image.Image) -> None:
         buffer = io.BytesIO()
@@ -159,11 +160,13 @@ class KioskDisplay:
     def wait(self, after: int, timeout: float) -> int:
         """Block until a frame newer than `after` is shown (or `timeout`); the sequence."""
         with self._changed:
-            self._changed.wait_for(lambda: self.sequence > after, timeout)
+            self._changed.wait_for(lambda: self.sequence > after or self.closed, timeout)
             return self.sequence
 
     def close(self) -> None:
+        """Wake every listener for good: their streams end (the box is stopping)."""
         with self._changed:
+            self.closed = True
             self._changed.notify_all()
 
 
