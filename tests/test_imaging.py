@@ -422,3 +422,34 @@ def test_row29_reduced_image_spans_exactly_the_full_picture():
     edge = after - (profile[after] - 127.5) / (profile[after] - profile[after - 1])
     # The 50% crossing sits half a pixel before the edge's position in pixel centres.
     assert abs(edge + 0.5 - 3000 * image.size[0] / 4099) < 0.15
+
+
+def _multiscan_jpeg(width: int, height: int, components: int = 3) -> bytes:
+    """A baseline JPEG whose components come one per scan (all-zero blocks: 2 bits each), so
+    libjpeg must keep the whole image's coefficients: tiny file, big decode."""
+    import struct
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return struct.pack(">HH", marker, len(payload) + 2) + payload
+
+    counts = bytes([1] + [0] * 15)
+    out = b"\xff\xd8" + segment(0xFFDB, b"\x00" + bytes([1] * 64))
+    out += segment(0xFFC0, struct.pack(">BHHB", 8, height, width, components)
+                   + b"".join(bytes([i + 1, 0x11, 0]) for i in range(components)))
+    out += segment(0xFFC4, b"\x00" + counts + b"\x00" + b"\x10" + counts + b"\x00")
+    bits = -(-width // 8) * -(-height // 8) * 2
+    scan = b"\x00" * (bits // 8) + (bytes([(1 << (8 - bits % 8)) - 1]) if bits % 8 else b"")
+    for i in range(components):
+        out += segment(0xFFDA, bytes([1, i + 1, 0x00, 0, 63, 0])) + scan
+    return out + b"\xff\xd9"
+
+
+def test_row29_a_baseline_jpeg_in_several_scans_is_costed_as_it_decodes():
+    from appliance.decodebudget import DecodeBudget
+
+    data = _multiscan_jpeg(7000, 7000)
+    assert len(data) < 700_000
+    with pytest.raises(PayloadTooLarge, match="would take 2[89]\\d MB of memory"):
+        imaging.decode(data, 50_000_000, (224, 224), DecodeBudget(512 << 20, 256 << 20))
+    small = _multiscan_jpeg(64, 48)
+    assert imaging.decode(small, 50_000_000, (32, 32)).size[0] >= 32
