@@ -71,6 +71,7 @@ TOP = {
     "output": Field(dict),
     "created_by": Field(dict, required=False, default={}),
     "serving": Field(dict, required=False, default={}),
+    "graphs": Field(dict, required=False, default={}),
 }
 ATTRIBUTION = {
     "author": Field(str, max_length=300),
@@ -144,6 +145,9 @@ class Manifest:
     created_by: dict[str, Any]
     raw: dict[str, Any]
     serving: dict[str, Any] = field(default_factory=dict)
+    # The bundle's other graphs by name (each like `model`: file, sha256, precision), for
+    # tasks that run more than one (text: detect, then orient and read each line).
+    graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,15 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / self.manifest.model["file"]
+
+    def graph_path(self, name: str) -> Path:
+        """The file of the other graph called `name`. Raises KeyError for an unknown one."""
+        return self.path / self.manifest.graphs[name]["file"]
+
+    def files(self) -> dict[str, Path]:
+        """Every model file of the bundle by its manifest field (`model`, `graphs.NAME`)."""
+        return {"model": self.model_path,
+                **{f"graphs.{name}": self.graph_path(name) for name in self.manifest.graphs}}
 
     def summary(self) -> dict[str, Any]:
         """What the API and the web page show about this bundle."""
@@ -190,6 +203,10 @@ def _parse(data: Any, where: str) -> Manifest:
         task = tasks.get(top["task"])
     except KeyError as exc:
         raise ValueError(f"{where}.task: {exc.args[0]}") from None
+    output = validate(top["output"], task.output, f"{where}.output")
+    problem = task.check_output(output)
+    if problem:
+        raise ValueError(f"{where}.output.{problem}")
     spec = validate(top["input"], INPUT, f"{where}.input")
     if any(v == 0 for v in spec["std"]):
         raise ValueError(f"{where}.input.std: must not contain 0")
@@ -200,12 +217,30 @@ def _parse(data: Any, where: str) -> Manifest:
         attribution=validate(top["attribution"], ATTRIBUTION, f"{where}.attribution"),
         model=validate(top["model"], MODEL, f"{where}.model"),
         input=_input_spec(spec),
-        output=validate(top["output"], task.OUTPUT, f"{where}.output"),
+        output=output,
         created_by=validate(top["created_by"], CREATED_BY, f"{where}.created_by"),
         raw=data,
         serving={k: v for k, v in validate(top["serving"], SERVING, f"{where}.serving")
                  .items() if v is not None},
+        graphs=_graphs(top["graphs"], task.graphs, f"{where}.graphs"),
     )
+
+
+def _graphs(section: dict[str, Any], names: tuple[str, ...], where: str) -> dict[str, dict]:
+    """Each of the task's other graphs, checked like `model`. Raises ValueError naming the
+    graph that is missing, unknown or wrong."""
+    for name in section:
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise ValueError(f"{where}.{name}: this task runs no graph of that name "
+                             f"(its graphs: {known})")
+    graphs = {}
+    for name in names:
+        if name not in section:
+            raise ValueError(f"{where}.{name}: missing; this task needs the graphs "
+                             f"{', '.join(names)}")
+        graphs[name] = validate(section[name], MODEL, f"{where}.{name}")
+    return graphs
 
 
 def _check_size(size: list[int], where: str) -> None:
@@ -240,6 +275,11 @@ def read(path: str | os.PathLike, verify: bool = True) -> Bundle:
     _check_regular(model_path, folder)
     if verify:
         verify_sha256(model_path, manifest.model["sha256"])
+    for name, graph in manifest.graphs.items():
+        path = folder / graph["file"]
+        _check_regular(path, folder, f"graphs.{name}.file")
+        if verify:
+            verify_sha256(path, graph["sha256"], f"graphs.{name}.sha256")
     labels = _read_labels(folder, manifest)
     return Bundle(path=folder, manifest=manifest, labels=labels)
 
@@ -255,16 +295,18 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"{path.parent.name}/{path.name}: not valid JSON ({exc})") from None
 
 
-def _check_regular(path: Path, folder: Path) -> None:
+def _check_regular(path: Path, folder: Path, named_by: str = "") -> None:
     where = f"{folder.name}/{path.name}"
     if path.is_symlink():
         raise BundleError(f"{where}: is a symbolic link; a bundle holds plain files only")
     if not path.is_file():
+        if named_by:
+            raise BundleError(f"{where}: missing; {MANIFEST}.{named_by} names it")
         raise BundleError(f"{where}: missing; a bundle needs {MANIFEST} and its model file")
 
 
 def _read_labels(folder: Path, manifest: Manifest) -> list[str]:
-    if not getattr(tasks.get(manifest.task), "NEEDS_LABELS", False):
+    if not tasks.get(manifest.task).needs_labels:
         return []
     name = manifest.output["labels"]
     if _plain_file(name):
@@ -305,19 +347,23 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise BundleError if the file's sha256 is not `expected`."""
+def verify_sha256(path: Path, expected: str, field_name: str = "model.sha256") -> None:
+    """Raise BundleError if the file's sha256 is not `expected` (the manifest's
+    `field_name`)."""
     actual = file_sha256(path)
     if actual != expected:
-        raise BundleError(f"{path.parent.name}/{path.name}: sha256 is {actual}, the manifest "
-                          f"says {expected}; the file is damaged or was changed: reinstall it")
+        raise BundleError(f"{path.parent.name}/{path.name}: sha256 is {actual}, the manifest's "
+                          f"{field_name} says {expected}; the file is damaged or was changed: "
+                          "reinstall it")
 
 
 def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | os.PathLike,
-          labels: list[str] | None = None, extras: dict[str, bytes | str] | None = None) -> Bundle:
+          labels: list[str] | None = None, extras: dict[str, bytes | str] | None = None,
+          graphs: dict[str, str | os.PathLike] | None = None) -> Bundle:
     """Write a bundle folder at `dest` atomically (build beside it, then rename).
 
-    Fills in `model.sha256`; checks the result with `read`. Replaces an existing `dest`.
+    `graphs` gives the file of each of the manifest's `graphs` by name. Fills in every
+    sha256; checks the result with `read`. Replaces an existing `dest`.
     Raises BundleError if the manifest does not check out.
     """
     dest = Path(dest)
@@ -325,7 +371,7 @@ def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | o
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     staging.chmod(0o755)
     try:
-        _fill(staging, manifest, model_file, labels, extras or {})
+        _fill(staging, manifest, model_file, labels, extras or {}, graphs or {})
         read(staging)
         _swap_in(staging, dest)
     finally:
@@ -334,11 +380,14 @@ def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | o
 
 
 def _fill(folder: Path, manifest: dict[str, Any], model_file: str | os.PathLike,
-          labels: list[str] | None, extras: dict[str, bytes | str]) -> None:
+          labels: list[str] | None, extras: dict[str, bytes | str],
+          graphs: dict[str, str | os.PathLike]) -> None:
     manifest = json.loads(json.dumps(manifest))
-    target = folder / manifest["model"]["file"]
-    shutil.copyfile(model_file, target)
-    manifest["model"]["sha256"] = file_sha256(target)
+    for entry, source in [(manifest["model"], model_file)] + [
+            (manifest["graphs"][name], path) for name, path in graphs.items()]:
+        target = folder / entry["file"]
+        shutil.copyfile(source, target)
+        entry["sha256"] = file_sha256(target)
     if labels is not None:
         (folder / manifest["output"].get("labels", "labels.txt")).write_text(
             "\n".join(labels) + "\n", encoding="utf-8")

@@ -133,6 +133,8 @@ class Standalone:
     hint: str = setting("Press the red button to keep your portrait",
                         "the one line shown to visitors while idle")
     max_fps: float = setting(15.0, "upper bound on frames per second of the loop")
+    backdrop: str = setting("", "segment models: the picture (JPEG or PNG path) the cut-out "
+                            "visitor is placed on; empty: a soft gradient")
 
 
 @dataclass

@@ -31,7 +31,7 @@ import numpy as np
 
 from appliance.deadlines import Deadlines, Ticket
 from appliance.errors import Busy, DeadlineExceeded, ModelLoadError, Unavailable
-from appliance.sessions import check_signature, input_dtype, open_sessions
+from appliance.sessions import check_signature, create_session, input_dtype, open_sessions
 
 if TYPE_CHECKING:
     from appliance.bundle import Bundle
@@ -80,12 +80,16 @@ class Runner:
         try:
             self.sessions, self.idle_session = ([session], None) if session is not None \
                 else open_sessions(bundle, settings, self._deadlines)
+            # The bundle's other graphs: one session each, run in the request's thread.
+            self.graphs = {name: create_session(bundle.graph_path(name), settings)
+                           for name in bundle.manifest.graphs}
         except BaseException:
             if self._own_deadlines:
                 self._deadlines.close()
             raise
         self.session = self.sessions[0]
         self.input_name, self.input_shape = check_signature(self.session, bundle)
+        self.output_names = [output.name for output in self.session.get_outputs()]
         self.max_batch, self.max_wait_ms = batching(bundle, settings)
         self.batching = self.max_batch > 1
         self.last_progress = time.monotonic()
@@ -148,6 +152,18 @@ class Runner:
             finally:
                 self._idle_lock.release()
         return self._enqueue(tensor)
+
+    def run_graph(self, name: str, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run the bundle's other graph `name` on `tensor` in the caller's thread, under
+        the same deadline and cancel as the main graph.
+
+        Raises KeyError for a graph the bundle does not hold, and what `run` raises.
+        """
+        if self._closed:
+            raise Unavailable(f"model {self.bundle.name} is shutting down: retry in a moment")
+        session = self.graphs[name]
+        return self._session_run(session, tensor, self._deadline(),
+                                 session.get_inputs()[0].name)
 
     def _deadline(self) -> float:
         return time.monotonic() + self.settings.timeout_s
@@ -320,8 +336,10 @@ class Runner:
             job.error = exc
         job.done.set()
 
-    def _session_run(self, session, tensor: np.ndarray, deadline: float) -> list[np.ndarray]:
-        """One `session.run`, terminated at `deadline` or by a cancel.
+    def _session_run(self, session, tensor: np.ndarray, deadline: float,
+                     input_name: str | None = None) -> list[np.ndarray]:
+        """One `session.run` (on the main graph's input unless `input_name` says another),
+        terminated at `deadline` or by a cancel.
 
         Raises DeadlineExceeded, Unavailable (cancelled) or ModelLoadError.
         """
@@ -332,7 +350,8 @@ class Runner:
                     ticket.cancel()
             started = time.monotonic()
             try:
-                return session.run(None, {self.input_name: tensor}, ticket.options)
+                return session.run(None, {input_name or self.input_name: tensor},
+                                   ticket.options)
             except Exception as exc:
                 raise self._run_error(ticket, exc, time.monotonic() - started) from None
             finally:

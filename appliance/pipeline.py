@@ -15,7 +15,7 @@ from PIL import Image
 from appliance import imaging, tasks
 from appliance.decodebudget import DecodeBudget
 from appliance.engine import Runner
-from appliance.tasks.base import Result
+from appliance.tasks.base import Context, Result, Task
 from appliance.tasks.preprocess import for_source
 
 
@@ -48,7 +48,7 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
     """
     bundle = runner.bundle
     task = tasks.get(bundle.manifest.task)
-    opts = task.options(query, bundle)
+    opts = task.parse(query, bundle)
     clock = _Clock()
     with runner.admit():
         image, full_size = imaging.decode_sized(data, max_pixels,
@@ -64,14 +64,14 @@ def infer_image(runner: Runner, image: Image.Image,
                 query: Mapping[str, str] | None = None) -> Answer:
     """Run `runner`'s model on a decoded RGB picture (a camera frame)."""
     task = tasks.get(runner.bundle.manifest.task)
-    opts = task.options(query or {}, runner.bundle)
+    opts = task.parse(query or {}, runner.bundle)
     clock = _Clock()
     clock.lap("decode")
     with runner.admit():
         return _run(runner, task, image, image.size, opts, clock)
 
 
-def _run(runner: Runner, task, image: Image.Image, full_size: tuple[int, int],
+def _run(runner: Runner, task: Task, image: Image.Image, full_size: tuple[int, int],
          opts: dict[str, Any], clock: _Clock) -> Answer:
     bundle = runner.bundle
     tensor, geometry = task.prepare(image, bundle.manifest.input)
@@ -79,7 +79,9 @@ def _run(runner: Runner, task, image: Image.Image, full_size: tuple[int, int],
     clock.lap("preprocess")
     outputs = runner.run(tensor)
     clock.lap("inference")
-    result = task.postprocess(outputs, bundle, geometry, opts)
+    ctx = Context(bundle, geometry, opts, image=image, names=runner.output_names,
+                  graph=runner.run_graph if bundle.manifest.graphs else None)
+    result = task.postprocess(outputs, ctx)
     clock.lap("postprocess")
     return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts)
 

@@ -57,18 +57,16 @@ def fill(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def result(size: tuple[int, int], frame: Image.Image, task: str, body: dict[str, Any],
-           output: Image.Image | None, caption: Caption, hint: str = "") -> Image.Image:
-    """The result screen for any task."""
-    if task == "image-to-image" and output is not None:
-        screen = fill(output, size)
-    elif task == "detect":
-        screen = _boxes(size, frame, body.get("detections", []))
+           output: Image.Image | None, caption: Caption | None, hint: str = "",
+           backdrop: Image.Image | None = None) -> Image.Image:
+    """The result screen for any task, as the task draws it (the frame alone for a task
+    this box does not know), with the caption strip."""
+    from appliance import tasks
+
+    if task in tasks.NAMES:
+        screen = tasks.get(task).draw(size, frame, body, output, backdrop).convert("RGB")
     else:
         screen = fill(frame, size)
-    if task == "classify":
-        _labels(screen, body.get("predictions", [])[:3])
-    if task == "embed":
-        _banner(screen, f"{body.get('dim', 0)} numbers describe this picture")
     _caption(screen, caption, hint)
     return screen
 
@@ -151,7 +149,8 @@ def _boxes(size, frame: Image.Image, detections: list[dict]) -> Image.Image:
     return screen
 
 
-def _labels(screen: Image.Image, predictions: list[dict]) -> None:
+def labels(screen: Image.Image, predictions: list[dict]) -> None:
+    """Draw the labels and their score bars over the bottom of `screen`, the first large."""
     u = unit(screen.size)
     overlay = Image.new("RGBA", screen.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -171,7 +170,8 @@ def _labels(screen: Image.Image, predictions: list[dict]) -> None:
     screen.paste(Image.alpha_composite(screen.convert("RGBA"), overlay).convert("RGB"))
 
 
-def _banner(screen: Image.Image, text: str) -> None:
+def banner(screen: Image.Image, text: str) -> None:
+    """One line of large text at the top of `screen`."""
     u = unit(screen.size)
     draw = ImageDraw.Draw(screen)
     draw.text((u * 1.2, u * 1.2), text, font=font(u * 1.1), fill=INK, stroke_width=2,

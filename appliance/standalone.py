@@ -21,13 +21,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from appliance import pipeline, screens
+from appliance import imaging, pipeline, screens
 from appliance.errors import ApplianceError
 from appliance.hardware.cameras import Camera, CameraError
 from appliance.hardware.displays import Display
 from appliance.services import Services
 
 log = logging.getLogger(__name__)
+
+
+def load_backdrop(path: str, max_pixels: int) -> Image.Image | None:
+    """The owner's backdrop picture for cut-outs, or None (unset, or unreadable: logged, and
+    the screen falls back to its gradient rather than stopping the loop)."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(64 << 20)
+        return imaging.decode(data, max_pixels, (1920, 1920))
+    except (OSError, ApplianceError) as exc:
+        log.warning("standalone.backdrop %s cannot be used (%s): cut-outs stand on a "
+                    "gradient", path, getattr(exc, "message", exc))
+        return None
 CHANGE = 8.0  # mean absolute difference (0-255) of a 32x32 grey thumbnail that counts as new
 BACKOFF_MAX_S = 30.0
 
@@ -62,6 +77,8 @@ class Kiosk:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.backdrop = load_backdrop(self.settings.backdrop,
+                                      services.settings.imaging.max_pixels)
 
     # -- actions (buttons, tests) ------------------------------------------------------
     def next_model(self, step: int = 1) -> str:
@@ -200,7 +217,7 @@ class Kiosk:
         hint = self.settings.hint if self._idle(now) else ""
         self.screen = screens.result(self.display.size, image, runner.bundle.manifest.task,
                                      answer.result.body, answer.result.image, self.caption(),
-                                     hint)
+                                     hint, self.backdrop)
         self.frames += 1
         self.latencies.append(self.clock() - captured)
         del self.latencies[:-200]

@@ -3,7 +3,10 @@
 - classify: mean colour of the image -> 4 logits (red, green, blue, dark), so a red image is
   class 0 with a real onnxruntime session behind it;
 - embed: the mean colour as a 3-d vector;
-- image-to-image: 1 - x (the negative of the image).
+- image-to-image: 1 - x (the negative of the image);
+- detect: a two-anchor 'face' finder scored by brightness;
+- segment: the red channel as the mask;
+- pose: 17 keypoints on a diagonal, scored by brightness.
 """
 
 from __future__ import annotations
@@ -148,6 +151,8 @@ def manifest(name: str, task: str, **changes: Any) -> dict[str, Any]:
                            "max_side": 64},
         "detect": {"box_format": "ssd-anchors", "strides": [8], "boxes_tensor": 0,
                    "scores_tensor": 1},
+        "segment": {"layout": "NCHW", "channel": 0, "max_side": 64},
+        "pose": {"score_threshold": 0.3},
     }
     data = {
         "format": bundles.FORMAT, "name": name, "version": "0.0.1", "task": task,
@@ -185,8 +190,39 @@ def faces_model() -> onnx.ModelProto:
     return _model(nodes, [_input(batch=1)], outputs, inits)
 
 
+def segment_model() -> onnx.ModelProto:
+    """The red channel as the foreground mask (NCHW, 1 channel): red things are 'people'."""
+    nodes = [helper.make_node("Slice", ["input", "start", "end", "axis"], ["mask"])]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "start"),
+             numpy_helper.from_array(np.array([1], np.int64), "end"),
+             numpy_helper.from_array(np.array([1], np.int64), "axis")]
+    out = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, SIZE, SIZE])
+    return _model(nodes, [_input()], [out], inits)
+
+
+# Where the tiny pose model puts its 17 keypoints: (y, x) as fractions of its input, along
+# the diagonal from the top-left quarter to the bottom-right quarter.
+POSE_POINTS = np.stack([np.linspace(0.25, 0.75, 17), np.linspace(0.25, 0.75, 17)], axis=1)
+
+
+def pose_model() -> onnx.ModelProto:
+    """17 keypoints at POSE_POINTS, each scored by the image's mean brightness (a black image
+    has no confident keypoint), as MoveNet's [1, 1, 17, 3] (y, x, score)."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Mul", ["score_mask", "m"], ["scores"]),
+             helper.make_node("Add", ["points", "scores"], ["keypoints"])]
+    points = np.zeros((1, 1, 17, 3), np.float32)
+    points[0, 0, :, :2] = POSE_POINTS
+    mask = np.zeros((1, 1, 17, 3), np.float32)
+    mask[..., 2] = 1.0
+    inits = [numpy_helper.from_array(points, "points"),
+             numpy_helper.from_array(mask, "score_mask")]
+    out = helper.make_tensor_value_info("keypoints", TensorProto.FLOAT, [1, 1, 17, 3])
+    return _model(nodes, [_input(batch=1)], [out], inits)
+
+
 MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model,
-          "detect": faces_model}
+          "detect": faces_model, "segment": segment_model, "pose": pose_model}
 
 
 def write_bundle(models_dir: Path, name: str, task: str = "classify",

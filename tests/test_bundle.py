@@ -60,7 +60,7 @@ def test_checksum_mismatch_names_the_file(tmp_path):
     with open(tmp_path / "b" / "model.onnx", "ab") as handle:
         handle.write(b"tampered")
     with pytest.raises(BundleError, match=r"b/model.onnx: sha256 is [0-9a-f]{64}, the "
-                                          "manifest says"):
+                                          "manifest.s model.sha256 says"):
         bundles.read(tmp_path / "b")
 
 

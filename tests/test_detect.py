@@ -3,13 +3,16 @@
 import numpy as np
 import pytest
 
+from appliance import tasks
 from appliance.bundle import Bundle, parse_manifest
 from appliance.errors import BadRequest
 from appliance.tasks import detect
+from appliance.tasks.base import Context
 from appliance.tasks.preprocess import Geometry, for_source
 from tests import models as tiny
 
 SIZE = (128, 128)
+DETECT = tasks.get("detect")
 OUTPUT = {"labels": "labels.txt", "box_format": "ssd-anchors", "strides": [8, 16, 16, 16],
           "anchor_offset": 0.5, "anchors_per_cell": 2, "boxes_tensor": 0, "scores_tensor": 1,
           "score_clip": 80.0, "score_threshold": 0.5, "nms_iou": 0.3, "nms": "weighted"}
@@ -41,7 +44,7 @@ def _raw(face_anchor: int, score_logit: float = 5.0):
 
 def test_one_box_decoded_into_source_pixels():
     geometry = Geometry((256, 256), 0.5, 0.5)
-    result = detect.postprocess(_raw(0), _bundle(), geometry, {"threshold": 0.5})
+    result = DETECT.postprocess(_raw(0), Context(_bundle(), geometry, {"threshold": 0.5}))
     (found,) = result.body["detections"]
     assert found["label"] == "face" and found["score"] == pytest.approx(0.9933, abs=1e-4)
     # anchor 0 is at (4, 4) px of 128; box 32 px wide: (-12..20) px, clipped, then x2
@@ -51,8 +54,8 @@ def test_one_box_decoded_into_source_pixels():
 def test_letterbox_padding_is_removed():
     geometry = Geometry((256, 128), 0.5, 0.5, pad_x=0, pad_y=32)
     anchor = 512 + (4 * 8 + 4) * 6  # 16-stride cell (4, 4): centre (72, 72) px
-    (found,) = detect.postprocess(_raw(anchor), _bundle(), geometry,
-                                  {"threshold": 0.5}).body["detections"]
+    ctx = Context(_bundle(), geometry, {"threshold": 0.5})
+    (found,) = DETECT.postprocess(_raw(anchor), ctx).body["detections"]
     assert found["box"] == [112.0, 48.0, 176.0, 112.0]  # (56 - 32) / 0.5 = 48
 
 
@@ -64,25 +67,25 @@ def test_threshold_and_weighted_nms():
     assert merged[0][0].tolist() == pytest.approx([0.4, 0.4, 10.4, 10.4])
     hard = detect.nms(boxes, scores, 0.3, weighted=False, limit=1)
     assert len(hard) == 1 and hard[0][0].tolist() == [0, 0, 10, 10]
-    none = detect.postprocess(_raw(0, score_logit=-1.0), _bundle(), Geometry((128, 128), 1, 1),
-                              {"threshold": 0.5})
+    ctx = Context(_bundle(), Geometry((128, 128), 1, 1), {"threshold": 0.5})
+    none = DETECT.postprocess(_raw(0, score_logit=-1.0), ctx)
     assert none.body == {"detections": []}
 
 
 def test_options():
     bundle = _bundle()
-    assert detect.options({}, bundle) == {"threshold": 0.5}
-    assert detect.options({"threshold": "0.9"}, bundle) == {"threshold": 0.9}
+    assert DETECT.parse({}, bundle) == {"threshold": 0.5}
+    assert DETECT.parse({"threshold": "0.9"}, bundle) == {"threshold": 0.9}
     with pytest.raises(BadRequest, match="between 0 and 1"):
-        detect.options({"threshold": "2"}, bundle)
+        DETECT.parse({"threshold": "2"}, bundle)
     with pytest.raises(BadRequest, match="must be a number"):
-        detect.options({"threshold": "x"}, bundle)
+        DETECT.parse({"threshold": "x"}, bundle)
 
 
 def test_wrong_anchor_count_is_an_error():
     with pytest.raises(ValueError, match="for 896 anchors"):
-        detect.postprocess([np.zeros((1, 10, 16)), np.zeros((1, 10, 1))], _bundle(),
-                           Geometry((128, 128), 1, 1), {"threshold": 0.5})
+        DETECT.postprocess([np.zeros((1, 10, 16)), np.zeros((1, 10, 1))],
+                           Context(_bundle(), Geometry((128, 128), 1, 1), {"threshold": 0.5}))
 
 
 def test_geometry_for_a_reduced_scale_decode():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from appliance.tasks import embed, image_to_image
 from tools import gate
 from tools.errors import ConvertError
 
@@ -41,8 +42,8 @@ def test_embed_cosine_and_image_psnr():
 
 
 def test_helpers_and_overrides():
-    assert gate.psnr(np.zeros(4), np.zeros(4)) == 100.0
-    assert gate.cosine(np.zeros(2), np.zeros(2)) == 1.0
+    assert image_to_image.psnr(np.zeros(4), np.zeros(4)) == 100.0
+    assert embed.cosine(np.zeros(2), np.zeros(2)) == 1.0
     assert gate.thresholds("embed", {"cosine_mean": 0.5})["cosine_mean"] == 0.5
     with pytest.raises(ConvertError, match="--gate top1: unknown for task embed"):
         gate.thresholds("embed", {"top1": 1})

@@ -38,7 +38,8 @@ import onnx
 from appliance import bundle as bundles
 from appliance import config, tasks
 from appliance.errors import ApplianceError
-from appliance.sessions import check_signature, create_session
+from appliance.sessions import check_signature, create_session, input_dtype
+from appliance.tasks.base import Context
 from appliance.tasks.preprocess import Geometry
 from tools import calibration, gate, latency, modelcheck, quantization, report, triton_export
 from tools.errors import ConvertError
@@ -153,7 +154,7 @@ class Converter:
             message = exc.message.replace(": fix the manifest and install the bundle again", "")
             raise ConvertError(f"{message}: fix --manifest or the flags") from None
         self.o.manifest = manifest.raw
-        if tasks.get(manifest.task).NEEDS_LABELS and not self.o.labels:
+        if tasks.get(manifest.task).needs_labels and not self.o.labels:
             raise ConvertError(f"task {manifest.task} needs labels: pass --labels FILE "
                                "(one label per line)")
         return manifest
@@ -175,11 +176,12 @@ class Converter:
     def _probe_task(self, session, probe: bundles.Bundle) -> None:
         spec = probe.manifest.input
         shape = (1, 3, *spec.size) if spec.layout == "NCHW" else (1, *spec.size, 3)
-        outputs = session.run(None, {spec.name: np.zeros(shape, np.float32)})
-        module = tasks.get(probe.manifest.task)
+        outputs = session.run(None, {spec.name: np.zeros(shape, input_dtype(probe))})
+        task = tasks.get(probe.manifest.task)
+        ctx = Context(probe, Geometry((spec.size[1], spec.size[0]), 1, 1),
+                      task.parse({}, probe), names=[o.name for o in session.get_outputs()])
         try:
-            module.postprocess(outputs, probe, Geometry((spec.size[1], spec.size[0]), 1, 1),
-                               module.options({}, probe))
+            task.postprocess(outputs, ctx)
         except Exception as exc:
             raise ConvertError(f"the model's outputs {[o.shape for o in outputs]} do not fit "
                                f"task {probe.manifest.task} ({exc}): check --task and the "

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from appliance import tasks
 from tools.errors import ConvertError
 
 
@@ -23,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", help="a starting manifest.json (input, output, "
                         "attribution); flags below override it")
     parser.add_argument("--name", help="bundle name")
-    parser.add_argument("--task", choices=("classify", "embed", "image-to-image"))
+    parser.add_argument("--task", choices=tasks.NAMES,
+                        help="; ".join(f"{t.name}: {t.summary}" for t in tasks.all_tasks()))
     parser.add_argument("--labels", help="labels file, one per line (classify)")
     parser.add_argument("--out", default="models", help="the models folder (default: models)")
     _preprocessing(parser)

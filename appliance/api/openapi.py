@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from appliance import __version__
+from appliance import __version__, tasks
 
 bp = Blueprint("openapi", __name__)
 
@@ -26,16 +26,35 @@ IMAGE_BODY = {
                         "application/octet-stream")},
     },
 }
-INFER_PARAMS = [
-    {"name": "top_k", "in": "query", "schema": {"type": "integer", "minimum": 1},
-     "description": "classify: how many labels"},
-    {"name": "threshold", "in": "query", "schema": {"type": "number", "minimum": 0,
-                                                    "maximum": 1},
-     "description": "detect: the lowest score reported"},
-    {"name": "format", "in": "query", "schema": {"type": "string",
-                                                 "enum": ["png", "jpeg", "json"]},
-     "description": "image-to-image: the image itself, or JSON with it in base64"},
-]
+
+
+def infer_params() -> list[dict[str, Any]]:
+    """The query options of every task, one parameter per name: where two tasks share a
+    name (format), the description names each task and the schemas' choices are merged."""
+    params: dict[str, dict[str, Any]] = {}
+    for task in tasks.all_tasks():
+        for option in task.options:
+            line = f"{task.name}: {option.help}"
+            if option.name not in params:
+                params[option.name] = {"name": option.name, "in": "query",
+                                       "schema": option.schema(), "description": line}
+                continue
+            param = params[option.name]
+            param["description"] += f"; {line}"
+            enum = param["schema"].get("enum")
+            if enum is not None:
+                enum += [c for c in option.choices if c not in enum]
+    return list(params.values())
+
+
+def answer_fields() -> dict[str, Any]:
+    """The JSON fields any task answers with, each described by the tasks that use it."""
+    fields: dict[str, Any] = {}
+    for task in tasks.all_tasks():
+        for key, schema in task.answer.items():
+            entry = fields.setdefault(key, dict(schema, description=""))
+            entry["description"] = "; ".join(filter(None, (entry["description"], task.name)))
+    return fields
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -57,8 +76,9 @@ def _json(description: str, schema: dict | None = None) -> dict[str, Any]:
 
 
 def _infer_op(summary: str, with_name: bool) -> dict[str, Any]:
-    params = ([NAME] if with_name else []) + INFER_PARAMS
-    ok = {"description": "classify/embed: JSON; image-to-image: the image (or JSON)",
+    params = ([NAME] if with_name else []) + infer_params()
+    images = ", ".join(t.name for t in tasks.all_tasks() if t.images)
+    ok = {"description": f"JSON; {images}: the image (or JSON with format=json)",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Answer"}},
                       "image/png": {"schema": {"type": "string", "format": "binary"}},
                       "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
@@ -185,11 +205,7 @@ def spec() -> dict[str, Any]:
                            "properties": {"model": {"type": "string"},
                                           "version": {"type": "string"},
                                           "timing_ms": {"type": "object"},
-                                          "predictions": {"type": "array"},
-                                          "embedding": {"type": "array"},
-                                          "dim": {"type": "integer"},
-                                          "detections": {"type": "array"},
-                                          "image": {"type": "string"}}},
+                                          **answer_fields()}},
             },
         },
     }

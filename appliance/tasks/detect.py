@@ -1,56 +1,104 @@
 """detect: an image in, boxes with labels and scores out, in the input image's pixels.
 
-Box decoding follows the SSD anchor scheme of MediaPipe's face detectors (BlazeFace): one
-anchor grid per stride, box centres and sizes regressed relative to the anchors in input
-pixels, scores as clipped logits through a sigmoid, then non-maximum suppression (weighted:
-overlapping boxes are averaged by score, as MediaPipe does; or hard).
+Two kinds of detector output are read:
+- `ssd-anchors`: raw SSD regressions and logits, decoded here. Box decoding follows the anchor
+  scheme of MediaPipe's face detectors (BlazeFace): one anchor grid per stride, box centres
+  and sizes regressed relative to the anchors in input pixels, scores as clipped logits
+  through a sigmoid, then non-maximum suppression (weighted: overlapping boxes are averaged
+  by score, as MediaPipe does; or hard).
+- `decoded`: boxes, scores and classes already decoded and suppressed inside the graph (the
+  TensorFlow object detection API's `detection_boxes/scores/classes/num_detections`), with
+  boxes as fractions of the input in `box_order` and class ids indexing the labels file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from appliance.errors import BadRequest
 from appliance.schema import Field, list_of, one_of, positive
-from appliance.tasks.base import Result, parse_options
-from appliance.tasks.preprocess import Geometry, decode_hint, prepare
+from appliance.tasks.base import Context, Option, Result, Task
+from appliance.tasks.preprocess import Geometry
 
-if TYPE_CHECKING:
-    from appliance.bundle import Bundle
-
-__all__ = ["OUTPUT", "decode_hint", "options", "postprocess", "prepare"]
-
-OUTPUT = {
-    "labels": Field(str, required=False, default="labels.txt"),
-    "box_format": Field(str, check=one_of("ssd-anchors")),
-    "strides": Field(list, check=list_of(int)),
-    "anchor_offset": Field((int, float), required=False, default=0.5),
-    "anchors_per_cell": Field(int, required=False, check=positive, default=2),
-    "boxes_tensor": Field(int, required=False, default=0),
-    "scores_tensor": Field(int, required=False, default=1),
-    "score_clip": Field((int, float), required=False, default=80.0),
-    "score_threshold": Field((int, float), required=False, default=0.5),
-    "nms_iou": Field((int, float), required=False, default=0.3),
-    "nms": Field(str, required=False, check=one_of("weighted", "hard"), default="weighted"),
-    "max_detections": Field(int, required=False, check=positive, default=100),
-}
-NEEDS_LABELS = True
+MATCH_IOU = 0.5  # the gate's one-to-one match between float and candidate boxes
+# A detection: (x0, y0, x1, y1) as fractions of the input, score, class index.
+Found = tuple[np.ndarray, float, int]
 
 
-def options(query: Mapping[str, str], bundle: Bundle) -> dict[str, Any]:
-    """Parse `threshold` (0 to 1). Raises BadRequest."""
-    raw = parse_options(query, {"threshold": bundle.manifest.output["score_threshold"]})
-    try:
-        threshold = float(raw["threshold"])
-    except (TypeError, ValueError):
-        raise BadRequest(f"option threshold must be a number, got {raw['threshold']!r}") \
-            from None
-    if not 0.0 <= threshold <= 1.0:
-        raise BadRequest(f"option threshold must be between 0 and 1, got {threshold:g}")
-    return {"threshold": threshold}
+class Detect(Task):
+    name = "detect"
+    summary = "boxes with labels and scores, in the image's pixels, best first"
+    output = {
+        "labels": Field(str, required=False, default="labels.txt"),
+        "box_format": Field(str, check=one_of("ssd-anchors", "decoded")),
+        "strides": Field(list, required=False, check=list_of(int), default=[]),
+        "anchor_offset": Field((int, float), required=False, default=0.5),
+        "anchors_per_cell": Field(int, required=False, check=positive, default=2),
+        "boxes_tensor": Field(int, required=False, default=0),
+        "scores_tensor": Field(int, required=False, default=1),
+        "classes_tensor": Field(int, required=False, default=2),
+        "count_tensor": Field(int, required=False, default=3),
+        "box_order": Field(str, required=False, check=one_of("yxyx", "xyxy"),
+                           default="yxyx"),
+        "score_clip": Field((int, float), required=False, default=80.0),
+        "score_threshold": Field((int, float), required=False, default=0.5),
+        "nms_iou": Field((int, float), required=False, default=0.3),
+        "nms": Field(str, required=False, check=one_of("weighted", "hard"),
+                     default="weighted"),
+        "max_detections": Field(int, required=False, check=positive, default=100),
+    }
+    needs_labels = True
+    options = (Option("threshold", float, "the lowest score reported (0 to 1)", low=0.0,
+                      high=1.0, default=lambda b: float(b.manifest.output["score_threshold"])),)
+    answer = {"detections": {"type": "array", "items": {"type": "object", "properties": {
+        "label": {"type": "string"}, "score": {"type": "number"},
+        "box": {"type": "array", "items": {"type": "number"},
+                "description": "x0, y0, x1, y1 in the image's pixels"}}}}}
+    gate = {"box_f1": 0.9, "matched_iou": 0.75}  # COCO's strict match is 0.75
+
+    def check_output(self, spec: Mapping[str, Any]) -> str | None:
+        if spec["box_format"] == "ssd-anchors" and not spec["strides"]:
+            return "strides: required for box_format ssd-anchors (the anchor grid's strides)"
+        return None
+
+    def postprocess(self, outputs: list[np.ndarray], ctx: Context) -> Result:
+        """Decode, threshold, suppress and map boxes back to the input image's pixels."""
+        bundle = ctx.bundle
+        size = bundle.manifest.input.size
+        found = find(outputs, bundle.manifest.output, size, ctx.opts["threshold"])
+        detections = [{"label": label_of(bundle.labels, cls), "score": round(score, 4),
+                       "box": to_source(box, size, ctx.geometry)} for box, score, cls in found]
+        return Result(body={"detections": detections})
+
+    def draw(self, size, frame, body, output, backdrop) -> Image.Image:
+        """The frame with each box and its label."""
+        from appliance import overlays
+
+        return overlays.boxes(size, frame, list(body.get("detections", [])))
+
+    def measure(self, reference, candidate, spec: Mapping[str, Any], size) -> dict[str, float]:
+        """Box F1 at IoU 0.5 and the matched boxes' mean IoU, float against candidate."""
+        matched = expected = found = 0
+        ious: list[float] = []
+        for ref, got in zip(reference, candidate, strict=True):
+            a, b = boxes(ref, spec, size), boxes(got, spec, size)
+            expected, found = expected + len(a), found + len(b)
+            for box_iou in match(a, b):
+                matched += 1
+                ious.append(box_iou)
+        recall = matched / expected if expected else 1.0
+        precision = matched / found if found else 1.0
+        f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+        return {"box_f1": f1, "matched_iou": float(np.mean(ious)) if ious else 1.0,
+                "boxes": float(expected)}
+
+
+def label_of(labels: list[str], index: int) -> str:
+    """The label of class `index` (its number when the labels file has no such line)."""
+    return labels[index] if 0 <= index < len(labels) else str(index)
 
 
 def anchors(size: tuple[int, int], strides: list[int], offset: float,
@@ -123,10 +171,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, weighted: bool,
 
 
 def find(outputs: list[np.ndarray], spec: Mapping[str, Any], size: tuple[int, int],
-         threshold: float) -> list[tuple[np.ndarray, float]]:
-    """Boxes (x0, y0, x1, y1 as fractions of the input) and scores, best first, after the
-    threshold and non-maximum suppression. Raises ValueError when the outputs do not match
-    the anchors."""
+         threshold: float) -> list[Found]:
+    """Boxes (x0, y0, x1, y1 as fractions of the input), scores and class indices, best
+    first, after the threshold (and, for raw outputs, non-maximum suppression). Raises
+    ValueError when the outputs do not match the manifest."""
+    if spec["box_format"] == "decoded":
+        return find_decoded(outputs, spec, threshold)
     raw = np.asarray(outputs[spec["boxes_tensor"]], np.float32)
     raw_boxes = raw.reshape(-1, raw.shape[-1])
     logits = np.asarray(outputs[spec["scores_tensor"]], np.float32).reshape(-1)
@@ -138,19 +188,55 @@ def find(outputs: list[np.ndarray], spec: Mapping[str, Any], size: tuple[int, in
         raise ValueError(f"the model gives {len(scores)} scores and {len(raw_boxes)} boxes "
                          f"for {len(grid)} anchors")
     keep = scores >= threshold
-    return nms(decode(raw_boxes[keep], grid[keep], size), scores[keep],
+    kept = nms(decode(raw_boxes[keep], grid[keep], size), scores[keep],
                float(spec["nms_iou"]), spec["nms"] == "weighted", spec["max_detections"])
+    return [(box, score, 0) for box, score in kept]
 
 
-def postprocess(outputs: list[np.ndarray], bundle: Bundle, geometry: Geometry,
-                opts: Mapping[str, Any]) -> Result:
-    """Decode, threshold, suppress and map boxes back to the input image's pixels."""
-    size = bundle.manifest.input.size
-    found = find(outputs, bundle.manifest.output, size, opts["threshold"])
-    label = bundle.labels[0] if bundle.labels else "object"
-    detections = [{"label": label, "score": round(score, 4),
-                   "box": to_source(box, size, geometry)} for box, score in found]
-    return Result(body={"detections": detections})
+def find_decoded(outputs: list[np.ndarray], spec: Mapping[str, Any],
+                 threshold: float) -> list[Found]:
+    """Detections a graph decoded itself: its first `count` rows above the threshold, best
+    first. Raises ValueError when the tensors disagree in length."""
+    try:
+        boxes_ = np.asarray(outputs[spec["boxes_tensor"]], np.float32).reshape(-1, 4)
+        scores = np.asarray(outputs[spec["scores_tensor"]], np.float32).reshape(-1)
+        classes = np.asarray(outputs[spec["classes_tensor"]], np.float32).reshape(-1)
+        count = np.asarray(outputs[spec["count_tensor"]]).reshape(-1)
+    except IndexError:
+        raise ValueError(f"the model gives {len(outputs)} outputs; output.*_tensor name "
+                         "others") from None
+    if not len(boxes_) == len(scores) == len(classes):
+        raise ValueError(f"the model gives {len(boxes_)} boxes, {len(scores)} scores and "
+                         f"{len(classes)} classes")
+    n = int(min(len(scores), max(0, count[0]) if count.size else len(scores)))
+    if spec["box_order"] == "yxyx":
+        boxes_ = boxes_[:, [1, 0, 3, 2]]
+    boxes_ = np.nan_to_num(np.clip(boxes_[:n], 0.0, 1.0))
+    order = np.argsort(-scores[:n], kind="stable")
+    return [(boxes_[i], float(scores[i]), int(classes[i])) for i in order
+            if scores[i] >= threshold][:spec["max_detections"]]
+
+
+def boxes(outputs: list[np.ndarray], spec: Mapping[str, Any], size) -> np.ndarray:
+    """Detections of one image as (N, 4) fractions of the input, as the box finds them."""
+    found = find(outputs, spec, size, float(spec["score_threshold"]))
+    return np.array([box for box, _, _ in found]).reshape(-1, 4)
+
+
+def match(reference: np.ndarray, candidate: np.ndarray) -> list[float]:
+    """Greedy one-to-one matching at IoU >= 0.5; returns the matched pairs' IoUs."""
+    taken: set[int] = set()
+    found = []
+    for box in reference:
+        if len(candidate) == 0:
+            break
+        overlaps = iou(box, candidate)
+        for j in np.argsort(-overlaps):
+            if int(j) not in taken and overlaps[j] >= MATCH_IOU:
+                taken.add(int(j))
+                found.append(float(overlaps[j]))
+                break
+    return found
 
 
 def to_source(box: np.ndarray, size: tuple[int, int], geometry: Geometry) -> list[float]:

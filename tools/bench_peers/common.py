@@ -16,6 +16,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from appliance import bundle as bundles
 from appliance import imaging, tasks
+from appliance.tasks.base import Context
 
 MAX_PIXELS = 50_000_000
 
@@ -58,5 +59,7 @@ class Classifier:
         return [self._top5(row) for row in logits]
 
     def _top5(self, logits: np.ndarray) -> list[dict[str, Any]]:
-        result = self.task.postprocess([logits[None]], self.bundle, None, {"top_k": 5})
+        # No geometry: a classifier's answer does not depend on it.
+        ctx = Context(self.bundle, None, {"top_k": 5})
+        result = self.task.postprocess([logits[None]], ctx)
         return result.body["predictions"]
