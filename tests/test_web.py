@@ -110,3 +110,151 @@ def test_kiosk_page_updates_live(models_dir, tmp_path):
             f"Number(document.getElementById('screen').dataset.sequence) > {first + 2}")
         page.wait_for_function("document.getElementById('screen').naturalWidth === 480")
         browser.close()
+
+
+# -- the vision tasks' renderers --------------------------------------------------------------
+
+@pytest.fixture
+def vision_page(models_dir, tmp_path):
+    """The upload page of a box that also serves tiny-segment and tiny-pose."""
+    from tests import models as tiny
+
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
+    tiny.write_bundle(models_dir, "tiny-segment", "segment")
+    tiny.write_bundle(models_dir, "tiny-pose", "pose",
+                      input={**tiny.manifest("x", "pose")["input"], "dynamic_batch": False})
+    with LiveServer(models_dir, tmp_path / "state") as live, \
+            sync_api.sync_playwright() as playwright:
+        live.wait_ready()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.goto(live.url + "/")
+        yield page
+        browser.close()
+
+
+def _half_red(tmp_path, size=(64, 48)):
+    """A PNG whose left half is red and right half black: tiny-segment's 'person' is red."""
+    from PIL import Image
+
+    image = Image.new("RGB", size, (0, 0, 0))
+    image.paste((255, 0, 0), (0, 0, size[0] // 2, size[1]))
+    path = tmp_path / "half.png"
+    image.save(path)
+    return path
+
+
+def _pixel(page, canvas: str, x: int, y: int) -> list[int]:
+    return page.evaluate(f"Array.from(document.getElementById('{canvas}').getContext('2d')"
+                         f".getImageData({x}, {y}, 1, 1).data)")
+
+
+def test_cutout_on_a_checkerboard_then_on_a_chosen_backdrop(vision_page, tmp_path):
+    page = vision_page
+    page.wait_for_selector(".card[data-name='tiny-segment']")
+    page.click(".card[data-name='tiny-segment']")
+    assert page.locator("#curl").inner_text().endswith("tiny-segment/infer -o result.png")
+    page.set_input_files("#file", str(_half_red(tmp_path)))
+    cut = page.wait_for_selector(".checker #output-image")
+    assert cut.get_attribute("src").startswith("data:image/png;base64,")
+    assert "the cut-out" in cut.get_attribute("alt")
+    assert page.locator("a.download").first.get_attribute("download") == "tiny-segment.png"
+    assert "covers" in page.locator("#output p.muted").inner_text()
+    backdrop = tmp_path / "blue.png"
+    backdrop.write_bytes(image_bytes((0, 0, 255), size=(120, 80), fmt="PNG"))
+    page.set_input_files("#backdrop-file", str(backdrop))
+    page.wait_for_selector("#output-composite:not([hidden])")
+    page.wait_for_selector("#composite-download:not([hidden])")
+    assert page.get_attribute("#composite-download", "href").startswith("blob:")
+    assert page.evaluate("document.getElementById('output-composite').width") == 120
+    # the red half stands centred on the backdrop's bottom edge; the rest stays blue
+    assert _pixel(page, "output-composite", 60, 75)[:3] == [255, 0, 0]
+    assert _pixel(page, "output-composite", 5, 5)[:3] == [0, 0, 255]
+    assert page.errors == []
+
+
+def test_nothing_to_cut_out_is_said(vision_page, tmp_path):
+    page = vision_page
+    page.wait_for_selector(".card[data-name='tiny-segment']")
+    page.click(".card[data-name='tiny-segment']")
+    black = tmp_path / "black.png"
+    black.write_bytes(image_bytes((0, 0, 0), fmt="PNG"))
+    page.set_input_files("#file", str(black))
+    page.wait_for_selector(".checker #output-image")
+    assert page.locator("#output p.muted").inner_text() == "Nothing to cut out was found."
+
+
+def test_skeleton_drawn_over_the_photo(vision_page, tmp_path):
+    page = vision_page
+    page.wait_for_selector(".card[data-name='tiny-pose']")
+    page.click(".card[data-name='tiny-pose']")
+    white = tmp_path / "white.png"
+    white.write_bytes(image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
+    page.set_input_files("#file", str(white))
+    canvas = page.wait_for_selector("#output-pose")
+    assert canvas.get_attribute("aria-label") == "1 person found"
+    page.wait_for_function("document.getElementById('output-pose').width === 64")
+    # tiny-pose's ninth keypoint is the middle of the picture: an orange joint there
+    red, _, blue, _ = _pixel(page, "output-pose", 32, 24)
+    assert red > 200 and blue < 100
+    assert _pixel(page, "output-pose", 60, 4)[:3] == [255, 255, 255]  # off the skeleton
+    black = tmp_path / "black.png"
+    black.write_bytes(image_bytes((0, 0, 0), fmt="PNG"))
+    page.set_input_files("#file", str(black))  # no keypoint is sure of a black picture
+    page.wait_for_selector("#output-pose[aria-label='Nobody found']")
+    assert page.errors == []
+
+
+# Until the box has a tiny OCR bundle, the OCR renderer is checked against the answer the
+# `ocr` task documents, served for a model card that says it reads text.
+OCR_ANSWER = {
+    "model": "text", "version": "1", "attribution": {"author": "PaddleOCR",
+                                                     "license": "Apache-2.0"},
+    "timing_ms": {"decode": 1, "preprocess": 1, "inference": 1, "postprocess": 1},
+    "lines": [{"text": "Gallery Box 2026", "confidence": 0.985,
+               "box": [[8, 8], [56, 8], [56, 20], [8, 20]]},
+              {"text": "Licence: CC-BY 4.0", "confidence": 0.9,
+               "box": [[8, 26], [56, 26], [56, 40], [8, 40]]}],
+    "text": "Gallery Box 2026\nLicence: CC-BY 4.0"}
+
+
+def _as_ocr(page, answer):
+    import json
+
+    page.route("**/v1/models/tiny-pose/infer*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(answer)))
+    page.wait_for_selector(".card[data-name='tiny-pose']")
+    page.evaluate("state.models.find((m) => m.name === 'tiny-pose').task = 'ocr'")
+    page.click(".card[data-name='tiny-pose']")
+
+
+def test_read_text_beside_its_boxes_with_a_copy_button(vision_page, tmp_path):
+    page = vision_page
+    _as_ocr(page, OCR_ANSWER)
+    white = tmp_path / "white.png"
+    white.write_bytes(image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
+    page.set_input_files("#file", str(white))
+    text = page.wait_for_selector("#output-text")
+    assert text.inner_text() == "Gallery Box 2026\nLicence: CC-BY 4.0"
+    assert page.get_attribute("#output-text-boxes", "aria-label") == "2 lines of text found"
+    page.wait_for_function("document.getElementById('output-text-boxes').width === 64")
+    red, _, blue, _ = _pixel(page, "output-text-boxes", 30, 8)  # the first box's top edge
+    assert red > 200 and blue < 100
+    # plain http to a box is no secure context: no clipboard, so the text is selected
+    page.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.click("#copy-text")
+    page.wait_for_selector(".tools [role=status]:has-text('Selected')")
+    assert page.evaluate("String(window.getSelection())") == OCR_ANSWER["text"]
+    assert page.errors == []
+
+
+def test_no_text_is_said(vision_page, tmp_path):
+    page = vision_page
+    _as_ocr(page, {**OCR_ANSWER, "lines": [], "text": ""})
+    page.set_input_files("#file", str(_half_red(tmp_path)))
+    assert page.wait_for_selector(".read.empty").inner_text() == "No text found."
+    assert page.locator("#copy-text").count() == 0
