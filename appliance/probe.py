@@ -4,6 +4,10 @@ exhausts onnxruntime takes this process down, not the server.
     python -m appliance.probe BUNDLE_FOLDER [TIMEOUT_S]
         exit 0: loads, and runs on every probe input within TIMEOUT_S each; else the reason
 
+A bundle with other graphs (text: detect, then orient and read each line) also runs its
+whole task on real-looking pictures, so that every graph loads (from bytes) and runs on what
+the one before it gives.
+
 It runs the model on zeros and on inputs that look like what the box will feed it (a
 synthetic photograph, noise, a white frame, each through the bundle's own preprocessing):
 a model can be harmless on zeros and loop or allocate for ever on a real picture. Before
@@ -83,6 +87,58 @@ def run_all(session, input_name: str, runs, timeout_s: float) -> tuple[int, str]
     return 0, ""
 
 
+def run_pipeline(found, main, graphs: dict, timeout_s: float) -> tuple[int, str]:
+    """For a bundle with other graphs: the whole task (its own preprocessing, the main graph,
+    then postprocessing that runs the others on what the main one found) on the synthetic
+    photograph and a white image, each run under its own deadline; (exit code, reason) of
+    the first that fails, or (0, "")."""
+    from PIL import Image
+
+    from appliance import tasks
+    from appliance.deadlines import Deadlines
+    from appliance.tasks.base import Context
+
+    task = tasks.get(found.manifest.task)
+    main_input = main.get_inputs()[0].name
+    names = [output.name for output in main.get_outputs()]
+    pictures = {"a synthetic photograph (whole task)": synthetic_photo(),
+                "a white image (whole task)": Image.new("RGB", PHOTO_SIZE, (255, 255, 255)),
+                "a picture with lines of text (whole task)": text_picture()}
+    with Deadlines() as deadlines:
+        for name, picture in pictures.items():
+            print(f"input: {name}", flush=True)
+            with deadlines.watch(time.monotonic() + timeout_s) as ticket:
+
+                def graph(which: str, tensor, ticket=ticket):
+                    session = graphs[which]
+                    return session.run(None, {session.get_inputs()[0].name: tensor},
+                                       ticket.options)
+
+                try:
+                    tensor, geometry = task.prepare(picture, found.manifest.input)
+                    outputs = main.run(None, {main_input: tensor}, ticket.options)
+                    ctx = Context(found, geometry, task.parse({}, found), image=picture,
+                                  graph=graph, names=names)
+                    task.postprocess(outputs, ctx)
+                except Exception as exc:
+                    return _failure(name, exc, ticket.expired, timeout_s)
+    return 0, ""
+
+
+def text_picture():
+    """Dark lines of text on white: what a text bundle's later graphs must be run on (on a
+    photograph without text they would never run)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.new("RGB", PHOTO_SIZE, (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=PHOTO_SIZE[1] // 10)
+    for row, line in enumerate(("PROBE 0123456789", "the quick brown fox", "Gallery Box")):
+        draw.text((PHOTO_SIZE[0] // 12, PHOTO_SIZE[1] // 8 + row * PHOTO_SIZE[1] // 4), line,
+                  fill=(20, 20, 20), font=font)
+    return picture
+
+
 def _failure(name: str, exc: Exception, expired: bool, timeout_s: float) -> tuple[int, str]:
     if expired:
         return EXIT_TIMEOUT, f"the model did not finish within {timeout_s:g} s on {name}"
@@ -112,6 +168,10 @@ def main(folder: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
                                        providers=["CPUExecutionProvider"])
         name, shape = check_signature(session, found)
         code, reason = run_all(session, name, probe_inputs(found, shape), timeout_s)
+        if not code and found.manifest.graphs:
+            graphs = {graph: _load_graph(ort, found, graph, options)
+                      for graph in found.manifest.graphs}
+            code, reason = run_pipeline(found, session, graphs, timeout_s)
     except ApplianceError as exc:
         code, reason = EXIT_REFUSED, exc.message
     except MemoryError:
@@ -122,6 +182,20 @@ def main(folder: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
     if code:
         print(reason, flush=True)
     return code
+
+
+def _load_graph(ort, found, graph: str, options):
+    """One of the bundle's other graphs, from bytes like the main one. Raises ApplianceError
+    naming the graph when onnxruntime cannot load it."""
+    from appliance.errors import BundleError
+
+    try:
+        return ort.InferenceSession(found.graph_path(graph).read_bytes(), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        text = (str(exc).strip() or "no reason").splitlines()[0]
+        raise BundleError(f"{found.name}/manifest.json.graphs.{graph}: onnxruntime cannot "
+                          f"load {found.manifest.graphs[graph]['file']}: {text}") from None
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ from appliance.tasks.classify import Classify
 from appliance.tasks.detect import Detect
 from appliance.tasks.embed import Embed
 from appliance.tasks.image_to_image import ImageToImage
+from appliance.tasks.ocr import Ocr
 from appliance.tasks.pose import Pose
 from appliance.tasks.segment import Segment
 
 _TASKS: dict[str, Task] = {task.name: task for task in (
-    Classify(), Detect(), Embed(), ImageToImage(), Segment(), Pose(),
+    Classify(), Detect(), Embed(), ImageToImage(), Segment(), Pose(), Ocr(),
 )}
 NAMES = tuple(_TASKS)
 
