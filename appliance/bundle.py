@@ -319,7 +319,13 @@ def _read_labels(folder: Path, manifest: Manifest) -> list[str]:
         raise BundleError(f"{where}: {size:,} bytes, over the {MAX_LABELS_BYTES:,} byte "
                           "limit for a labels file; one short label per line")
     try:
-        labels = path.read_text(encoding="utf-8").splitlines()
+        # One label a line, split on newlines only: str.splitlines would also end lines at
+        # U+2028, FF, U+0085..., turning one label into two empty ones unseen (the control
+        # check below refuses those characters instead, naming the line).
+        labels = path.read_text(encoding="utf-8").split("\n")
+        if labels[-1] == "":
+            labels.pop()
+        labels = [label.removesuffix("\r") for label in labels]
     except UnicodeDecodeError as exc:
         raise BundleError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
             from None

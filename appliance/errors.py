@@ -40,6 +40,14 @@ class ModelLoadError(ApplianceError, RuntimeError):
     code = "model_unavailable"
 
 
+class ModelOutputError(ApplianceError, RuntimeError):
+    """A model answered an input with outputs its task cannot read: the bundle is broken
+    (its graphs disagree with its manifest or labels), not the request."""
+
+    status = 500
+    code = "bad_model_output"
+
+
 class BadRequest(ApplianceError, ValueError):
     """The request is malformed (missing field, bad option, truncated image)."""
 

@@ -15,6 +15,7 @@ from PIL import Image
 from appliance import imaging, tasks
 from appliance.decodebudget import DecodeBudget
 from appliance.engine import Runner
+from appliance.errors import ApplianceError, ModelOutputError
 from appliance.tasks.base import Context, Result, Task
 from appliance.tasks.preprocess import for_source
 
@@ -81,7 +82,13 @@ def _run(runner: Runner, task: Task, image: Image.Image, full_size: tuple[int, i
     clock.lap("inference")
     ctx = Context(bundle, geometry, opts, image=image, names=runner.output_names,
                   graph=runner.run_graph if bundle.manifest.graphs else None)
-    result = task.postprocess(outputs, ctx)
+    try:
+        result = task.postprocess(outputs, ctx)
+    except ApplianceError:
+        raise  # BadRequest and the engine's errors say what they are already
+    except ValueError as exc:
+        raise ModelOutputError(f"model {bundle.name} gave outputs its task cannot read: "
+                               f"{exc}; the bundle is broken: reinstall or remove it") from None
     clock.lap("postprocess")
     return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts)
 

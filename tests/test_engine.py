@@ -34,6 +34,9 @@ class GatedSession:
     def get_inputs(self):
         return self.session.get_inputs()
 
+    def get_outputs(self):
+        return self.session.get_outputs()
+
     def run(self, names, feeds, options=None):
         self.started.set()
         self.gate.wait(10)
@@ -445,6 +448,9 @@ class _SlowSession:
 
     def get_inputs(self):
         return self.real.get_inputs()
+
+    def get_outputs(self):
+        return self.real.get_outputs()
 
     def run(self, names, feeds, options=None):
         started = time.monotonic()

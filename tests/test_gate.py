@@ -64,3 +64,24 @@ def test_detect_matches_boxes():
     missed = gate.judge("detect", [_raw(0)], [_raw(0, score_logit=-5)], spec,
                         gate.thresholds("detect"), (128, 128))
     assert missed.metrics["box_f1"] == 0.0
+
+
+def _decoded(class_id: float) -> list[np.ndarray]:
+    """One image's outputs of a detector that decodes its own boxes: one box of class
+    `class_id` (as a float, as TensorFlow's graphs give it)."""
+    return [np.array([[[0.1, 0.2, 0.6, 0.7]]], np.float32), np.array([[0.9]], np.float32),
+            np.array([[class_id]], np.float32), np.array([1.0], np.float32)]
+
+
+def test_detect_matches_boxes_of_the_same_class_only():
+    from appliance.bundle import parse_manifest
+    from tests import models as tiny
+
+    output = {"box_format": "decoded", "box_order": "yxyx", "boxes_tensor": 0,
+              "scores_tensor": 1, "classes_tensor": 2, "count_tensor": 3}
+    spec = parse_manifest(tiny.manifest("o", "detect", output=output)).output
+    limits = gate.thresholds("detect")
+    same = gate.judge("detect", [_decoded(17)], [_decoded(16.9999)], spec, limits, (300, 300))
+    assert same.passed and same.metrics["box_f1"] == 1.0
+    relabelled = gate.judge("detect", [_decoded(17)], [_decoded(16)], spec, limits, (300, 300))
+    assert not relabelled.passed and relabelled.metrics["box_f1"] == 0.0

@@ -52,3 +52,25 @@ def test_output_heads_walk_back_through_data_movement():
                  helper.make_tensor_value_info("scores", 1, None)])
     assert set(quantization.output_heads(graph)) == {"box_reshape", "box_conv",
                                                      "score_reshape", "score_t", "score_conv"}
+
+
+def test_preprocess_leaves_nothing_where_it_was_started(tmp_path, monkeypatch):
+    """onnxruntime's symbolic shape inference writes sym_shape_infer_temp.onnx into the
+    working folder when it fails: it must land beside the destination, never in a checkout."""
+    started, work = tmp_path / "checkout", tmp_path / "work"
+    started.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(started)
+    source = work / "model.onnx"
+    source.write_bytes(b"")
+
+    def leaves_a_file(src, dst, skip_symbolic_shape=False):
+        with open("sym_shape_infer_temp.onnx", "wb") as stray:
+            stray.write(b"temp")
+        with open(dst, "wb") as out:
+            out.write(b"done")
+
+    monkeypatch.setattr(quantization, "quant_pre_process", leaves_a_file)
+    assert quantization.preprocess(source, work / "pre.onnx") == "quant_pre_process"
+    assert list(started.iterdir()) == []
+    assert (work / "pre.onnx").read_bytes() == b"done"

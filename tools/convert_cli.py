@@ -136,16 +136,19 @@ def _labels(path: str | None) -> list[str] | None:
     if not path:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        # Newlines only, as the box reads a labels file (str.splitlines splits on more).
+        return [line.removesuffix("\r") for line in
+                Path(path).read_text(encoding="utf-8").removesuffix("\n").split("\n")]
     except OSError as exc:
         raise ConvertError(f"--labels {path}: {exc.strerror}") from None
 
 
 def options_from(args: argparse.Namespace):
     from tools import calibration
-    from tools.convert import Options
+    from tools.convert import Options, single_graph
 
     manifest = manifest_from(args)
+    single_graph(manifest["task"])  # before any image is read
     return Options(
         source=args.model, manifest=manifest, images=calibration.read_folder(args.images),
         held_out=calibration.read_folder(args.held_out) if args.held_out else None,

@@ -103,6 +103,13 @@ def preprocess(source: Path, dest: Path) -> str:
 
     Returns a note for the report. Raises ConvertError when both fail.
     """
+    # Symbolic shape inference leaves sym_shape_infer_temp.onnx in the working folder when
+    # it fails: run it in the destination's folder, not wherever the converter was started.
+    with contextlib.chdir(dest.parent):
+        return _preprocess(source.resolve(), dest.resolve())
+
+
+def _preprocess(source: Path, dest: Path) -> str:
     try:
         _quiet(quant_pre_process, str(source), str(dest))
         return "quant_pre_process"

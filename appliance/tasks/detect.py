@@ -80,13 +80,15 @@ class Detect(Task):
         return overlays.boxes(size, frame, list(body.get("detections", [])))
 
     def measure(self, reference, candidate, spec: Mapping[str, Any], size) -> dict[str, float]:
-        """Box F1 at IoU 0.5 and the matched boxes' mean IoU, float against candidate."""
+        """Box F1 at IoU 0.5 and the matched boxes' mean IoU, float against candidate; a box
+        matches only one of the same class (a quantized class id one off once passed as a
+        cat called "bird")."""
         matched = expected = found = 0
         ious: list[float] = []
         for ref, got in zip(reference, candidate, strict=True):
-            a, b = boxes(ref, spec, size), boxes(got, spec, size)
+            (a, a_classes), (b, b_classes) = boxes(ref, spec, size), boxes(got, spec, size)
             expected, found = expected + len(a), found + len(b)
-            for box_iou in match(a, b):
+            for box_iou in match(a, b, a_classes, b_classes):
                 matched += 1
                 ious.append(box_iou)
         recall = matched / expected if expected else 1.0
@@ -213,24 +215,32 @@ def find_decoded(outputs: list[np.ndarray], spec: Mapping[str, Any],
         boxes_ = boxes_[:, [1, 0, 3, 2]]
     boxes_ = np.nan_to_num(np.clip(boxes_[:n], 0.0, 1.0))
     order = np.argsort(-scores[:n], kind="stable")
-    return [(boxes_[i], float(scores[i]), int(classes[i])) for i in order
+    # Rounded, not truncated: a class id computed in float may come out as 16.9999.
+    return [(boxes_[i], float(scores[i]), round(float(classes[i]))) for i in order
             if scores[i] >= threshold][:spec["max_detections"]]
 
 
-def boxes(outputs: list[np.ndarray], spec: Mapping[str, Any], size) -> np.ndarray:
-    """Detections of one image as (N, 4) fractions of the input, as the box finds them."""
+def boxes(outputs: list[np.ndarray], spec: Mapping[str, Any],
+          size) -> tuple[np.ndarray, np.ndarray]:
+    """Detections of one image as (N, 4) fractions of the input, as the box finds them, and
+    their (N,) class ids."""
     found = find(outputs, spec, size, float(spec["score_threshold"]))
-    return np.array([box for box, _, _ in found]).reshape(-1, 4)
+    return (np.array([box for box, _, _ in found]).reshape(-1, 4),
+            np.array([label for _, _, label in found], np.int64))
 
 
-def match(reference: np.ndarray, candidate: np.ndarray) -> list[float]:
-    """Greedy one-to-one matching at IoU >= 0.5; returns the matched pairs' IoUs."""
+def match(reference: np.ndarray, candidate: np.ndarray, reference_classes=None,
+          candidate_classes=None) -> list[float]:
+    """Greedy one-to-one matching at IoU >= 0.5 between boxes of the same class (when
+    classes are given); returns the matched pairs' IoUs."""
     taken: set[int] = set()
     found = []
-    for box in reference:
+    for index, box in enumerate(reference):
         if len(candidate) == 0:
             break
         overlaps = iou(box, candidate)
+        if reference_classes is not None and candidate_classes is not None:
+            overlaps = np.where(candidate_classes == reference_classes[index], overlaps, 0.0)
         for j in np.argsort(-overlaps):
             if int(j) not in taken and overlaps[j] >= MATCH_IOU:
                 taken.add(int(j))

@@ -138,8 +138,9 @@ def _runner(graph: Callable[[str, np.ndarray], list[np.ndarray]], name: str,
         got = np.asarray(outputs[0])
         if got.shape[-1] != classes or got.shape[0] != tensor.shape[0]:
             raise ValueError(f"graph {name} answers shape {got.shape}: {tensor.shape[0]} "
-                             f"rows of {classes} scores were expected (for {name} = rec, one "
-                             "per label, plus the blank and the space)")
+                             f"rows of {classes} scores were expected ("
+                             + ("one per label, plus the blank and the space)" if name == "rec"
+                                else "upright and upside down)"))
         return outputs
     return run
 
