@@ -286,3 +286,202 @@ def conv_manifest(name: str, size: int = 32) -> dict[str, Any]:
     data["input"]["size"] = [size, size]
     data["output"]["top_k"] = 4
     return data
+
+
+# -- ocr: three graphs read "YMCK" bars ------------------------------------------------------
+#
+# The tiny text bundle reads colour bars: a line is a light grey band (a label) with bars on
+# it, and each bar is one character by the ink it is printed in: yellow "Y", magenta "M",
+# cyan "C", black "K" (the printer's CMYK). Its graphs take what the ocr task feeds
+# PP-OCR's: BGR in [-1, 1], where darkness is (1 - x) / 2 per channel.
+
+OCR_LABELS = ["Y", "M", "C", "K"]
+OCR_INKS = {"Y": (255, 255, 0), "M": (255, 0, 255), "C": (0, 255, 255), "K": (0, 0, 0)}
+OCR_BAND = (190, 190, 190)  # the label's grey: dark enough for the detector, read as blank
+OCR_GAIN = 20.0  # the recogniser's logit scale: a full-ink bar is read at ~0.999
+
+
+def ocr_det_model() -> onnx.ModelProto:
+    """The text detector: a (1, 1, H, W) probability map that is high where the picture's
+    mean darkness passes 0.12 (sigmoid(30 (darkness - 0.12))), for any input size."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Mul", ["mean", "slope"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "offset"], ["logit"]),
+             helper.make_node("Sigmoid", ["logit"], ["prob"])]
+    # darkness = (1 - mean) / 2, so 30 (darkness - 0.12) = -15 mean + 11.4
+    inits = [numpy_helper.from_array(np.array(-15.0, np.float32), "slope"),
+             numpy_helper.from_array(np.array(11.4, np.float32), "offset")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "height", "width"])
+    out = helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 1, "height", "width"])
+    return _model(nodes, [x], [out], inits)
+
+
+def ocr_cls_model(upside_down: bool = False) -> onnx.ModelProto:
+    """The direction classifier: (N, 2) scores for 0 and 180 degrees, every crop upright
+    (or, with `upside_down`, every crop turned)."""
+    verdict = [0.0, 1.0] if upside_down else [1.0, 0.0]
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "axis"], ["m1"]),
+             helper.make_node("Mul", ["m1", "zeros"], ["nothing"]),
+             helper.make_node("Add", ["nothing", "verdict"], ["scores"])]
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis"),
+             numpy_helper.from_array(np.zeros((1, 2), np.float32), "zeros"),
+             numpy_helper.from_array(np.array([verdict], np.float32), "verdict")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 48, 192])
+    out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 2])
+    return _model(nodes, [x], [out], inits)
+
+
+def _ocr_weights(classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The recogniser's (3, classes) weights and biases over the B, G, R darkness of a time
+    step: blank scores 0.6 whatever the ink; Y, M, C score the darkness of their channel
+    less half the others'; K the mean darkness; other classes never win."""
+    weights = np.zeros((3, classes), np.float32)
+    bias = np.full(classes, -1.0, np.float32)
+    bias[0] = 0.6
+    for k in range(min(3, classes - 1)):  # Y is dark in B, M in G, C in R (BGR input)
+        weights[:, k + 1] = -0.5
+        weights[k, k + 1] = 1.0
+        bias[k + 1] = 0.0
+    if classes > 4:
+        weights[:, 4] = 1 / 3
+        bias[4] = 0.0
+    return weights, bias
+
+
+def ocr_rec_model(classes: int = len(OCR_LABELS) + 2) -> onnx.ModelProto:
+    """The CTC recogniser: (N, W / 8, classes) softmax, one step per 8 columns, the class
+    of a step by the darkest ink of each colour channel in its columns (see _ocr_weights).
+    `classes` is the blank, the labels and the space: give another count for a graph that
+    disagrees with its labels."""
+    weights, bias = _ocr_weights(classes)
+    nodes = [helper.make_node("Mul", ["x", "minus_half"], ["neg"]),
+             helper.make_node("Add", ["neg", "half"], ["dark"]),
+             helper.make_node("ReduceMax", ["dark"], ["column"], axes=[2], keepdims=1),
+             helper.make_node("AveragePool", ["column"], ["steps"], kernel_shape=[1, 8],
+                              strides=[1, 8]),
+             helper.make_node("Squeeze", ["steps", "row_axis"], ["bct"]),
+             helper.make_node("Transpose", ["bct"], ["btc"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["btc", "weights"], ["raw"]),
+             helper.make_node("Add", ["raw", "bias"], ["biased"]),
+             helper.make_node("Mul", ["biased", "gain"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    inits = [numpy_helper.from_array(np.array(-0.5, np.float32), "minus_half"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+             numpy_helper.from_array(np.array([2], np.int64), "row_axis"),
+             numpy_helper.from_array(weights, "weights"),
+             numpy_helper.from_array(bias, "bias"),
+             numpy_helper.from_array(np.array(OCR_GAIN, np.float32), "gain")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 48, "width"])
+    out = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", "steps", classes])
+    return _model(nodes, [x], [out], inits)
+
+
+def ocr_manifest(name: str, **changes: Any) -> dict[str, Any]:
+    """A manifest for the tiny text bundle: det.onnx, cls.onnx and rec.onnx."""
+    data = manifest(name, "classify")
+    data.update(task="ocr", description="tiny text bundle for tests: reads YMCK colour bars",
+                model={"file": "det.onnx", "sha256": "0" * 64, "precision": "fp32"},
+                output={"labels": "labels.txt"},
+                graphs={graph: {"file": f"{graph}.onnx", "sha256": "0" * 64,
+                                "precision": "fp32"} for graph in ("cls", "rec")})
+    data["input"] = {**data["input"], "name": "x", "size": [64, 64], "color": "BGR",
+                     "resize": "stretch", "scale": 1 / 127.5, "mean": [127.5] * 3,
+                     "std": [127.5] * 3, "dynamic_batch": False}
+    data.update(changes)
+    return data
+
+
+def ocr_bundle(models_dir: Path, name: str = "tiny-text", labels: list[str] | None = None,
+               det: onnx.ModelProto | None = None, cls: onnx.ModelProto | None = None,
+               rec: onnx.ModelProto | None = None, **changes: Any) -> bundles.Bundle:
+    """Write the tiny text bundle `name` into `models_dir` (other graphs or labels where
+    given; `changes` replace manifest fields) and return it."""
+    scratch = models_dir / f".{name}.src"
+    scratch.mkdir(parents=True, exist_ok=True)
+    graphs = {"det": det or ocr_det_model(), "cls": cls or ocr_cls_model(),
+              "rec": rec or ocr_rec_model()}
+    try:
+        for graph, model in graphs.items():
+            onnx.save(model, scratch / f"{graph}.onnx")
+        return bundles.write(models_dir / name, ocr_manifest(name, **changes),
+                             scratch / "det.onnx",
+                             labels=OCR_LABELS if labels is None else labels,
+                             graphs={g: scratch / f"{g}.onnx" for g in ("cls", "rec")})
+    finally:
+        for path in scratch.iterdir():
+            path.unlink()
+        scratch.rmdir()
+
+
+def ocr_picture(lines: list[str], size: tuple[int, int] = (480, 240), band: int = 24,
+                inks: dict[str, tuple[int, int, int]] | None = None,
+                at: tuple[int, int] = (24, 24)):
+    """A white picture with one grey band per line, `band` pixels high, each character of
+    the line a bar of its ink `band` wide with a band-wide gap after it; the bands are
+    3 `band` apart from `at`. Returns (picture, [x0, y0, x1, y1] of each band)."""
+    from PIL import Image, ImageDraw
+
+    inks = {**OCR_INKS, **(inks or {})}
+    picture = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    boxes = []
+    for row, text in enumerate(lines):
+        x0, y0 = at[0], at[1] + 3 * band * row
+        x1 = x0 + band * (2 * len(text) + 1)
+        draw.rectangle([x0, y0, x1 - 1, y0 + band - 1], fill=OCR_BAND)
+        for i, char in enumerate(text):
+            left = x0 + band * (2 * i + 1)
+            draw.rectangle([left, y0, left + band - 1, y0 + band - 1], fill=inks[char])
+        boxes.append([x0, y0, x1, y0 + band])
+    return picture, boxes
+
+
+def ocr_hostile_rec_model(kind: str = "endless", lines: int = 3,
+                          gigabytes: float = 3.0) -> onnx.ModelProto:
+    """ocr_rec_model's answer, but once `lines` or more crops come in one run (a page of
+    text: a photograph gives this detector fewer) it first loops 10^12 times (`endless`) or
+    allocates `gigabytes` of zeros (`hungry`). No single-picture probe of the detector
+    alone ever reaches it."""
+    base = ocr_rec_model()
+    nodes = list(base.graph.node)
+    nodes[-1].output[0] = "probs_raw"
+    nodes += [helper.make_node("Shape", ["x"], ["shape"]),
+              helper.make_node("Gather", ["shape", "first"], ["crops"], axis=0),
+              helper.make_node("Cast", ["crops"], ["crops_f"], to=TensorProto.FLOAT),
+              helper.make_node("Sub", ["crops_f", "fewest"], ["over"]),
+              helper.make_node("Relu", ["over"], ["over_pos"]),
+              helper.make_node("Min", ["over_pos", "one"], ["trigger"])]  # 0, or 1 on text
+    inits = [*base.graph.initializer,
+             numpy_helper.from_array(np.array(0, np.int64), "first"),
+             numpy_helper.from_array(np.array(lines - 1, np.float32), "fewest"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "one")]
+    if kind == "endless":
+        body = helper.make_graph(
+            [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+             helper.make_node("Add", ["count_in", "step"], ["count_out"])], "body",
+            [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+             helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("count_in", TensorProto.FLOAT, [])],
+            [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("count_out", TensorProto.FLOAT, [])],
+            [numpy_helper.from_array(np.array(1.0, np.float32), "step")])
+        nodes += [helper.make_node("Mul", ["trigger", "trips_f"], ["scaled"]),
+                  helper.make_node("Cast", ["scaled"], ["trips"], to=TensorProto.INT64),
+                  helper.make_node("Loop", ["trips", "true", "zero"], ["count"], body=body),
+                  helper.make_node("Mul", ["count", "zero"], ["nothing"])]
+        inits += [numpy_helper.from_array(np.array(1e12, np.float32), "trips_f"),
+                  numpy_helper.from_array(np.array(True), "true"),
+                  numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    else:
+        nodes += [helper.make_node("Mul", ["trigger", "floats"], ["scaled"]),
+                  helper.make_node("Cast", ["scaled"], ["length"], to=TensorProto.INT64),
+                  helper.make_node("Reshape", ["length", "one_axis"], ["block_shape"]),
+                  helper.make_node("ConstantOfShape", ["block_shape"], ["block"],
+                                   value=helper.make_tensor("v", TensorProto.FLOAT, [1],
+                                                            [0.0])),
+                  helper.make_node("ReduceSum", ["block"], ["nothing"], keepdims=0)]
+        inits += [numpy_helper.from_array(np.array(gigabytes * 1e9 / 4, np.float32), "floats"),
+                  numpy_helper.from_array(np.array([1], np.int64), "one_axis")]
+    nodes.append(helper.make_node("Add", ["probs_raw", "nothing"], ["probs"]))
+    return _model(nodes, list(base.graph.input), list(base.graph.output), inits)

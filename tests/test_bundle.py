@@ -187,3 +187,121 @@ def test_row34_labels_lines_are_capped(tmp_path, content, message):
     (tmp_path / "b" / "labels.txt").write_text(content)
     with pytest.raises(BundleError, match=message):
         bundles.read(tmp_path / "b")
+
+
+# -- bundles with more than one graph (the ocr task: det in `model`, cls and rec in `graphs`) --
+
+def _graphs_changed(tmp_path, change) -> bundles.Bundle:
+    found = tiny.ocr_bundle(tmp_path, "text")
+    manifest = json.loads((found.path / "manifest.json").read_text())
+    change(manifest["graphs"])
+    (found.path / "manifest.json").write_text(json.dumps(manifest))
+    return found
+
+
+def test_a_text_bundle_checksums_and_names_each_graph(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text")
+    assert sorted(found.manifest.graphs) == ["cls", "rec"]
+    assert found.files() == {"model": tmp_path / "text" / "det.onnx",
+                             "graphs.cls": tmp_path / "text" / "cls.onnx",
+                             "graphs.rec": tmp_path / "text" / "rec.onnx"}
+    for name in ("cls", "rec"):
+        assert found.manifest.graphs[name]["sha256"] == bundles.file_sha256(
+            found.graph_path(name))
+    with pytest.raises(KeyError):
+        found.graph_path("det")
+
+
+def test_a_missing_graph_is_refused_naming_it(tmp_path):
+    found = _graphs_changed(tmp_path, lambda graphs: graphs.pop("rec"))
+    with pytest.raises(BundleError, match=r"text/manifest.json.graphs.rec: missing; this task "
+                       r"needs the graphs cls, rec"):
+        bundles.read(found.path)
+    manifest = tiny.ocr_manifest("text")
+    del manifest["graphs"]
+    with pytest.raises(BundleError, match=r"manifest.json.graphs.cls: missing"):
+        bundles.parse_manifest(manifest)
+
+
+def test_an_unknown_graph_is_refused_naming_it(tmp_path):
+    found = _graphs_changed(tmp_path, lambda graphs: graphs.update(
+        extra=dict(graphs["cls"])))
+    with pytest.raises(BundleError, match=r"text/manifest.json.graphs.extra: this task runs no "
+                       r"graph of that name \(its graphs: cls, rec\)"):
+        bundles.read(found.path)
+    single = tiny.manifest("b", "classify", graphs={"rec": tiny.ocr_manifest("t")["graphs"][
+        "rec"]})
+    with pytest.raises(BundleError, match=r"graphs.rec: this task runs no graph of that name "
+                       r"\(its graphs: none\)"):
+        bundles.parse_manifest(single)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda g: g["rec"].pop("sha256"), r"graphs.rec.sha256: "),
+    (lambda g: g["rec"].update(sha256="XYZ"), r"graphs.rec.sha256: must be 64 lowercase hex"),
+    (lambda g: g["rec"].update(file="../rec.onnx"), r"graphs.rec.file: must be a plain file"),
+    (lambda g: g["cls"].update(precision="int4"), r"graphs.cls.precision: must be one of"),
+    (lambda g: g["cls"].update(speed="fast"), r"graphs.cls.speed"),
+    (lambda g: g.update(rec="rec.onnx"), r"graphs.rec"),
+])
+def test_each_graph_entry_is_checked_like_the_model(tmp_path, change, message):
+    with pytest.raises(BundleError, match=message):
+        bundles.read(_graphs_changed(tmp_path, change).path)
+
+
+def test_a_graph_file_that_is_missing_or_a_link_is_refused_naming_the_field(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text")
+    outside = tmp_path / "outside.onnx"
+    (found.path / "rec.onnx").rename(outside)
+    with pytest.raises(BundleError, match=r"text/rec.onnx: missing; manifest.json.graphs.rec."
+                       r"file names it"):
+        bundles.read(found.path)
+    (found.path / "rec.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"text/rec.onnx: is a symbolic link"):
+        bundles.read(found.path)
+
+
+def test_a_graph_whose_sha256_does_not_match_is_refused_at_load(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text")
+    with open(found.graph_path("rec"), "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleError, match=r"text/rec.onnx: sha256 is [0-9a-f]{64}, the "
+                       r"manifest's graphs.rec.sha256 says [0-9a-f]{64}; the file is damaged"):
+        bundles.read(found.path)
+    assert bundles.read(found.path, verify=False).manifest.graphs["rec"]["file"] == "rec.onnx"
+
+
+def test_a_single_graph_bundle_is_written_and_read_as_before(tmp_path):
+    found = tiny.write_bundle(tmp_path, "b")
+    assert "graphs" not in json.loads((found.path / "manifest.json").read_text())
+    assert found.manifest.graphs == {}
+    assert found.files() == {"model": found.model_path}
+    assert sorted(p.name for p in found.path.iterdir()) == ["labels.txt", "manifest.json",
+                                                          "model.onnx"]
+
+
+@pytest.mark.parametrize("charset", [
+    ["Y", "M", "C", "K"],
+    [" ", "\u3000", "张", "é", "€", "𝔸", "\ufeffa", "#", "\\"],  # PP-OCR's sort of charset
+])
+def test_a_charset_round_trips_through_the_labels_file(tmp_path, charset):
+    written = tiny.ocr_bundle(tmp_path, "text", labels=charset,
+                              rec=tiny.ocr_rec_model(classes=len(charset) + 2))
+    assert written.labels == charset
+    assert bundles.read(written.path).labels == charset
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\x1c", "\x85", "\x0b", "\x0c"])
+def test_a_charset_with_a_character_splitlines_splits_on_is_kept_or_refused(tmp_path, char):
+    """One label a line is read with str.splitlines, which also ends lines at U+2028, U+001C,
+    U+0085, VT and FF: such a label must come back as it is, or be refused naming its line,
+    never turn silently into two empty labels (every later character would be read as the
+    one after it)."""
+    charset = ["Y", char, "K"]
+    try:
+        found = tiny.ocr_bundle(tmp_path, "text", labels=charset,
+                                rec=tiny.ocr_rec_model(classes=len(charset) + 2))
+    except BundleError as exc:
+        assert "labels.txt: line 2 has a newline or control character" in exc.message
+        return
+    assert found.labels == charset

@@ -209,3 +209,18 @@ def test_unknown_gate_key(tmp_path, capsys):
 
 def test_convert_error_type():
     assert ConvertError("x").exit_code == 2
+
+
+def test_a_task_of_several_graphs_is_sent_to_the_multigraph_builder(tmp_path, capsys):
+    det = tmp_path / "det.onnx"
+    onnx.save(tiny.ocr_det_model(), det)
+    argv = [str(det), *_cli(tmp_path)]
+    argv[argv.index("--task") + 1] = "ocr"
+    argv[argv.index("--images") + 1] = str(tmp_path / "no-such-folder")  # never read
+    _refused(tmp_path, capsys, argv, "task ocr runs 3 graphs (the main one, cls, rec) and this "
+             "converter builds bundles of one: build it with tools/multigraph.py")
+    options = Options(source=str(det), manifest=tiny.ocr_manifest("text"), images=[],
+                      out=tmp_path / "models")
+    with pytest.raises(ConvertError, match="build it with tools/multigraph.py"):
+        convert(options)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

@@ -65,3 +65,53 @@ def test_row34_the_default_probe_memory_fits_under_the_units_memory_max():
     limit_mb = int(memory_max.group(1)) * (1024 if memory_max.group(2) == "G" else 1)
     server_mb = 300  # measured: 190-250 MB serving the four default models
     assert config.Models().probe_memory_mb + server_mb < limit_mb
+
+
+# -- bundles with more than one graph: the whole task runs, on a picture with text too -------
+
+def test_a_text_bundle_passes_the_probe(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text")
+    install.probe(found.path, timeout_s=5)
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("endless", r"the model cannot be served: the model did not finish within 1 s on a "
+                r"picture with lines of text \(whole task\) \(models.timeout_s\)"),
+    ("hungry", r"the model cannot be served: the model ran out of memory on a picture with "
+               r"lines of text \(whole task\): it asked for 3,000 MB at once, over the "
+               r"probe's limit of 512 MB \(models.probe_memory_mb\)"),
+])
+def test_row34_a_recogniser_that_misbehaves_only_on_text_is_refused(tmp_path, kind, message):
+    # The detector alone is harmless, and on the photograph it finds one line, too few
+    # for this recogniser: only the picture with text brings it out.
+    found = tiny.ocr_bundle(tmp_path, "text", rec=tiny.ocr_hostile_rec_model(kind))
+    started = time.monotonic()
+    with pytest.raises(BundleError, match=message):
+        install.probe(found.path, timeout_s=1)
+    assert time.monotonic() - started < 15
+
+
+def _resign(found, graph: str) -> None:
+    """Sign a changed graph again, as a hostile upload would: its checksum is no defence
+    against the bundle's own author."""
+    import json
+
+    manifest = json.loads((found.path / bundles.MANIFEST).read_text())
+    manifest["graphs"][graph]["sha256"] = bundles.file_sha256(found.graph_path(graph))
+    (found.path / bundles.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_graph_onnxruntime_cannot_load_is_refused_naming_it(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text")
+    found.graph_path("cls").write_bytes(b"\x08\x01this is not a model")
+    _resign(found, "cls")
+    with pytest.raises(BundleError, match=r"the model cannot be served: text/manifest.json."
+                       r"graphs.cls: onnxruntime cannot load cls.onnx: "):
+        install.probe(found.path, timeout_s=5)
+
+
+def test_a_recogniser_that_disagrees_with_its_labels_is_refused(tmp_path):
+    found = tiny.ocr_bundle(tmp_path, "text", rec=tiny.ocr_rec_model(classes=7))
+    with pytest.raises(BundleError, match=r"on a synthetic photograph \(whole task\): graph rec "
+                       r"answers shape \(1, 40, 7\): 1 rows of 6 scores were expected"):
+        install.probe(found.path, timeout_s=5)

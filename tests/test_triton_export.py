@@ -1,7 +1,9 @@
 import onnx
+import pytest
 
 from tests import models as tiny
 from tools import triton_export as triton
+from tools.errors import ConvertError
 
 
 def test_config_for_a_batching_model(tmp_path):
@@ -22,3 +24,16 @@ def test_config_without_a_batch_dimension():
     assert "max_batch_size: 0" in text and "dims: [ 1, 3, 8, 8 ]" in text
     assert "dynamic_batching" not in text
     assert isinstance(tiny.classify_model(), onnx.ModelProto)
+
+
+def test_a_bundle_of_several_graphs_is_left_out_saying_why(tmp_path):
+    bundle = tiny.ocr_bundle(tmp_path / "models", "tiny-text")
+    reason = triton.unsupported(bundle)
+    assert reason == ("tiny-text is left out of the Triton repository: task ocr runs 3 graphs "
+                      "(det.onnx, cls.onnx, rec.onnx) with steps between them that Triton's "
+                      "onnxruntime backend cannot run; serve it from a box")
+    with pytest.raises(ConvertError) as refused:
+        triton.export(bundle, tmp_path / "repo")
+    assert str(refused.value) == reason
+    assert not (tmp_path / "repo").exists()
+    assert triton.unsupported(tiny.write_bundle(tmp_path / "models", "tiny-classify")) is None

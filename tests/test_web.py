@@ -116,7 +116,7 @@ def test_kiosk_page_updates_live(models_dir, tmp_path):
 
 @pytest.fixture
 def vision_page(models_dir, tmp_path):
-    """The upload page of a box that also serves tiny-segment and tiny-pose."""
+    """The upload page of a box that also serves tiny-segment, tiny-pose and tiny-text."""
     from tests import models as tiny
 
     if CHROMIUM is None:
@@ -125,6 +125,7 @@ def vision_page(models_dir, tmp_path):
     tiny.write_bundle(models_dir, "tiny-segment", "segment")
     tiny.write_bundle(models_dir, "tiny-pose", "pose",
                       input={**tiny.manifest("x", "pose")["input"], "dynamic_batch": False})
+    tiny.ocr_bundle(models_dir, "tiny-text")
     with LiveServer(models_dir, tmp_path / "state") as live, \
             sync_api.sync_playwright() as playwright:
         live.wait_ready()
@@ -209,52 +210,51 @@ def test_skeleton_drawn_over_the_photo(vision_page, tmp_path):
     assert page.errors == []
 
 
-# Until the box has a tiny OCR bundle, the OCR renderer is checked against the answer the
-# `ocr` task documents, served for a model card that says it reads text.
-OCR_ANSWER = {
-    "model": "text", "version": "1", "attribution": {"author": "PaddleOCR",
-                                                     "license": "Apache-2.0"},
-    "timing_ms": {"decode": 1, "preprocess": 1, "inference": 1, "postprocess": 1},
-    "lines": [{"text": "Gallery Box 2026", "confidence": 0.985,
-               "box": [[8, 8], [56, 8], [56, 20], [8, 20]]},
-              {"text": "Licence: CC-BY 4.0", "confidence": 0.9,
-               "box": [[8, 26], [56, 26], [56, 40], [8, 40]]}],
-    "text": "Gallery Box 2026\nLicence: CC-BY 4.0"}
+def _text_picture(tmp_path, lines: list[str]):
+    """A PNG of tiny-text's colour-bar lines (see tests/models.py) and each line's band."""
+    from tests import models as tiny
+
+    picture, bands = tiny.ocr_picture(lines, size=(320, 200))
+    path = tmp_path / "text.png"
+    picture.save(path)
+    return path, bands
 
 
-def _as_ocr(page, answer):
-    import json
-
-    page.route("**/v1/models/tiny-pose/infer*", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps(answer)))
-    page.wait_for_selector(".card[data-name='tiny-pose']")
-    page.evaluate("state.models.find((m) => m.name === 'tiny-pose').task = 'ocr'")
-    page.click(".card[data-name='tiny-pose']")
+def _choose_text(page):
+    page.wait_for_selector(".card[data-name='tiny-text']")
+    page.click(".card[data-name='tiny-text']")
 
 
 def test_read_text_beside_its_boxes_with_a_copy_button(vision_page, tmp_path):
     page = vision_page
-    _as_ocr(page, OCR_ANSWER)
-    white = tmp_path / "white.png"
-    white.write_bytes(image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
-    page.set_input_files("#file", str(white))
+    _choose_text(page)
+    path, bands = _text_picture(tmp_path, ["YMCK", "KKYY"])
+    page.set_input_files("#file", str(path))
     text = page.wait_for_selector("#output-text")
-    assert text.inner_text() == "Gallery Box 2026\nLicence: CC-BY 4.0"
+    assert text.inner_text() == "YMCK\nKKYY"
     assert page.get_attribute("#output-text-boxes", "aria-label") == "2 lines of text found"
-    page.wait_for_function("document.getElementById('output-text-boxes').width === 64")
-    red, _, blue, _ = _pixel(page, "output-text-boxes", 30, 8)  # the first box's top edge
-    assert red > 200 and blue < 100
+    page.wait_for_function("document.getElementById('output-text-boxes').width === 320")
+    # The first line's box is drawn around its band, so in the white above it, in the middle
+    # of the line, one row is the accent colour; the band's own bars are left as they are.
+    x0, y0, x1, _ = bands[0]
+    above = [_pixel(page, "output-text-boxes", (x0 + x1) // 2, y) for y in range(y0)]
+    assert any(red > 200 and blue < 100 for red, _, blue, _ in above), above
+    assert _pixel(page, "output-text-boxes", x0 + 36, y0 + 12)[:3] == [255, 255, 0]  # "Y"
     # plain http to a box is no secure context: no clipboard, so the text is selected
     page.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
     page.click("#copy-text")
     page.wait_for_selector(".tools [role=status]:has-text('Selected')")
-    assert page.evaluate("String(window.getSelection())") == OCR_ANSWER["text"]
+    assert page.evaluate("String(window.getSelection())") == "YMCK\nKKYY"
     assert page.errors == []
 
 
 def test_no_text_is_said(vision_page, tmp_path):
     page = vision_page
-    _as_ocr(page, {**OCR_ANSWER, "lines": [], "text": ""})
-    page.set_input_files("#file", str(_half_red(tmp_path)))
+    _choose_text(page)
+    white = tmp_path / "white.png"
+    white.write_bytes(image_bytes((255, 255, 255), size=(64, 48), fmt="PNG"))
+    page.set_input_files("#file", str(white))
     assert page.wait_for_selector(".read.empty").inner_text() == "No text found."
+    assert page.get_attribute("#output-text-boxes", "aria-label") == "0 lines of text found"
     assert page.locator("#copy-text").count() == 0
+    assert page.errors == []

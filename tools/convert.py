@@ -99,6 +99,7 @@ class Converter:
 
     def run(self) -> bundles.Bundle:
         """Convert; returns the installed bundle. Raises ConvertError (nothing written)."""
+        single_graph(self.task)
         self.o.out.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{self.name or 'convert'}.work.",
                                      dir=self.o.out))
@@ -312,6 +313,19 @@ class Converter:
         if self.o.export_triton:
             folder = triton_export.export(result, self.o.export_triton)
             self.say(f"Triton model repository written to {folder}")
+
+
+def single_graph(task_name: str) -> None:
+    """Check that a task's bundles hold one graph, the only kind this converter quantizes,
+    gates and packages. Raises ConvertError naming the tool that builds the others."""
+    try:
+        graphs = tasks.get(task_name).graphs
+    except KeyError:
+        return  # the manifest's check names the unknown task and the known ones
+    if graphs:
+        raise ConvertError(f"task {task_name} runs {len(graphs) + 1} graphs (the main one, "
+                           f"{', '.join(graphs)}) and this converter builds bundles of one: "
+                           "build it with tools/multigraph.py")
 
 
 def input_defaults(model: onnx.ModelProto) -> dict[str, Any]:

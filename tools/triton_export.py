@@ -9,14 +9,33 @@ from pathlib import Path
 import onnx
 
 from appliance.bundle import Bundle
+from tools.errors import ConvertError
 
 DTYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.UINT8: "TYPE_UINT8",
           onnx.TensorProto.INT8: "TYPE_INT8", onnx.TensorProto.INT64: "TYPE_INT64",
           onnx.TensorProto.INT32: "TYPE_INT32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
 
 
+def unsupported(bundle: Bundle) -> str | None:
+    """Why `bundle` cannot be exported, in one line for the export's output; None when it
+    can. A bundle of several graphs needs the box's own steps between them (text: boxes
+    from the detector's map, each line cut out, turned and read), which Triton's onnxruntime
+    backend cannot run: its main graph alone would answer something else."""
+    if not bundle.manifest.graphs:
+        return None
+    return (f"{bundle.name} is left out of the Triton repository: task "
+            f"{bundle.manifest.task} runs {len(bundle.manifest.graphs) + 1} graphs "
+            f"({bundle.manifest.model['file']}, "
+            f"{', '.join(g['file'] for g in bundle.manifest.graphs.values())}) with steps "
+            "between them that Triton's onnxruntime backend cannot run; serve it from a box")
+
+
 def export(bundle: Bundle, repository: Path, max_batch: int = 8) -> Path:
-    """Write REPOSITORY/NAME/1/model.onnx and REPOSITORY/NAME/config.pbtxt; returns the folder."""
+    """Write REPOSITORY/NAME/1/model.onnx and REPOSITORY/NAME/config.pbtxt; returns the folder.
+    Raises ConvertError, writing nothing, for a bundle `unsupported` names."""
+    reason = unsupported(bundle)
+    if reason:
+        raise ConvertError(reason)
     folder = Path(repository) / bundle.name
     (folder / "1").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(bundle.model_path, folder / "1" / "model.onnx")
