@@ -5,15 +5,27 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8080
 MODELS_DIR ?= models
-DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch faces
+DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch faces objects cutout pose text
 MANIFESTS := $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)/manifest.json)
 STAMP := $(VENV)/.installed
+# TensorFlow converts three default models' weights to float ONNX at build time only, in a
+# virtualenv of its own: it is heavy (~2 GB) and must never meet torch in $(VENV) or the box.
+TF_VENV ?= .venv-tf
+TF_PY := $(TF_VENV)/bin/python
+TF_STAMP := $(TF_VENV)/.installed
+TF_MODELS := objects pose cutout
+TF_FLOATS := $(foreach m,$(TF_MODELS),$(MODELS_DIR)/.build/$(m).fp32.onnx)
+# tensorflow-cpu has x86_64 wheels only; on arm64 (a Raspberry Pi) the plain package is CPU-only.
+TENSORFLOW := $(if $(filter x86_64 amd64,$(shell uname -m)),tensorflow-cpu,tensorflow)==2.21.0
+TF_PACKAGES := '$(TENSORFLOW)' 'tf2onnx==1.17.0' 'onnx==1.23.2' 'onnxruntime==1.32.0' \
+	'numpy==2.4.6' 'protobuf==7.36.2' 'pillow==13.0.0' 'scikit-image==0.26.0'
 
 # Nothing phones home: onnxruntime's pip build looks up a telemetry host unless this is set.
 export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint models clean-models bench help install uninstall kserve-venv
+.PHONY: run test test-fast lint models clean-models bench help install uninstall kserve-venv \
+	tf-venv
 
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
@@ -26,8 +38,28 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[tools,test]'
 	@touch $@
 
+# One bundle per run, so a bundle waits only for its own float source.
 $(MODELS_DIR)/%/manifest.json: | $(STAMP)
-	$(PY) tools/default_models.py --out $(MODELS_DIR)
+	$(PY) tools/default_models.py --out $(MODELS_DIR) --only $*
+
+$(TF_STAMP):
+	@test -x $(TF_PY) || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_PY) -m pip install --quiet --upgrade pip
+	$(TF_PY) -m pip install --quiet $(TF_PACKAGES)
+	@touch $@
+
+tf-venv: $(TF_STAMP)
+
+# The float ONNX of a TensorFlow-sourced model, checked against TensorFlow's own output.
+$(TF_FLOATS): $(MODELS_DIR)/.build/%.fp32.onnx: | $(TF_STAMP)
+	$(TF_PY) tools/tf_models.py --out $(MODELS_DIR)/.build --only $*
+
+# Their bundles need the float file only when they are built: a box given built bundles
+# never makes $(TF_VENV) (an order-only prerequisite would be made even then).
+$(foreach m,$(TF_MODELS),$(MODELS_DIR)/$(m)/manifest.json): $(MODELS_DIR)/%/manifest.json: | $(STAMP)
+	@test -f $(MODELS_DIR)/.build/$*.fp32.onnx -a -f $(MODELS_DIR)/.build/$*.source.json || \
+		$(MAKE) --no-print-directory $(MODELS_DIR)/.build/$*.fp32.onnx
+	$(PY) tools/default_models.py --out $(MODELS_DIR) --only $*
 
 models: $(STAMP) $(MANIFESTS)
 

