@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import onnx
 import pytest
 from onnx import helper
@@ -57,20 +59,23 @@ def test_output_heads_walk_back_through_data_movement():
 def test_preprocess_leaves_nothing_where_it_was_started(tmp_path, monkeypatch):
     """onnxruntime's symbolic shape inference writes sym_shape_infer_temp.onnx into the
     working folder when it fails: it must land beside the destination, never in a checkout."""
-    started, work = tmp_path / "checkout", tmp_path / "work"
-    started.mkdir()
-    work.mkdir()
+    started, inside, out = (tmp_path / "checkout", tmp_path / "work" / "in",
+                            tmp_path / "work" / "out")
+    for folder in (started, inside, out):
+        folder.mkdir(parents=True)
     monkeypatch.chdir(started)
-    source = work / "model.onnx"
-    source.write_bytes(b"")
+    (inside / "model.onnx").write_bytes(b"model")
 
     def leaves_a_file(src, dst, skip_symbolic_shape=False):
         with open("sym_shape_infer_temp.onnx", "wb") as stray:
             stray.write(b"temp")
-        with open(dst, "wb") as out:
-            out.write(b"done")
+        with open(src, "rb") as model, open(dst, "wb") as done:
+            done.write(model.read() + b" done")
 
     monkeypatch.setattr(quantization, "quant_pre_process", leaves_a_file)
-    assert quantization.preprocess(source, work / "pre.onnx") == "quant_pre_process"
+    # Paths relative to where it was started, as the converter's work folder is given.
+    work = Path("..") / "work"
+    assert quantization.preprocess(work / "in" / "model.onnx",
+                                   work / "out" / "pre.onnx") == "quant_pre_process"
     assert list(started.iterdir()) == []
-    assert (work / "pre.onnx").read_bytes() == b"done"
+    assert (out / "pre.onnx").read_bytes() == b"model done"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -172,31 +171,33 @@ def test_det_preprocess_survives_a_1x4000_image() -> None:
     assert h % 32 == 0 and w % 32 == 0 and max(h, w) <= tl.DET_HARD_MAX_SIDE
 
 
-MODELS = Path(os.environ.get("OCR_MODELS", "/tmp/ocr/w/rapidocr_onnxruntime/models"))
-NAMES = ("ch_PP-OCRv4_det_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx",
-         "ch_PP-OCRv4_rec_infer.onnx")
+TEXT = Path(__file__).resolve().parent.parent / "models" / "text"
 
 
+@pytest.mark.default_models
 def test_reads_rendered_text_with_real_models() -> None:
-    missing = [n for n in NAMES if not (MODELS / n).exists()]
-    if missing:
-        pytest.skip(f"PP-OCRv4 models not in {MODELS} (OCR_MODELS): {missing}")
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    """The pipeline, outside the box, on the default text bundle's three graphs (PP-OCRv4)."""
+    if not (TEXT / "manifest.json").is_file():
+        pytest.skip("models/text missing: run `make models`")
+    import onnxruntime as ort
 
-    def run(name: str):
-        sess = ort.InferenceSession(str(MODELS / name), providers=["CPUExecutionProvider"])
+    from appliance import bundle as bundles
+
+    found = bundles.read(TEXT)
+
+    def run(path: Path):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         key = sess.get_inputs()[0].name
         return lambda x: sess.run(None, {key: x})
 
-    chars = tl.charset_from_model(MODELS / NAMES[2])
-    labels = ["blank", *chars, " "]
+    labels = ["blank", *found.labels, " "]
     img = Image.new("RGB", (640, 240), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=40)
     draw.text((20, 40), "Gallery Box 2026", fill="black", font=font)
     draw.text((20, 140), "Licence: CC-BY 4.0", fill="black", font=font)
-    models = run(NAMES[0]), run(NAMES[1]), run(NAMES[2])
+    models = (run(found.path / found.manifest.model["file"]), run(found.graph_path("cls")),
+              run(found.graph_path("rec")))
     lines = tl.read(img, *models, labels)
     assert [line.text for line in lines] == ["Gallery Box 2026", "Licence: CC-BY 4.0"]
     # Upside down, the classifier turns the crops back: the first line read

@@ -105,8 +105,9 @@ def preprocess(source: Path, dest: Path) -> str:
     """
     # Symbolic shape inference leaves sym_shape_infer_temp.onnx in the working folder when
     # it fails: run it in the destination's folder, not wherever the converter was started.
+    source, dest = source.resolve(), dest.resolve()  # before the working folder changes
     with contextlib.chdir(dest.parent):
-        return _preprocess(source.resolve(), dest.resolve())
+        return _preprocess(source, dest)
 
 
 def _preprocess(source: Path, dest: Path) -> str:
