@@ -17,6 +17,7 @@ from appliance.errors import BundleError
 from appliance.tasks import ocr
 from tests import models as tiny
 from tests.conftest import ADMIN
+from tools import gate
 
 OCR = tasks.get("ocr")
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -256,10 +257,16 @@ def _readings(*texts: str) -> list[list[np.ndarray]]:
 
 def test_measure_is_character_accuracy_over_every_picture():
     same = OCR.measure(_readings("YMCK", "KK"), _readings("YMCK", "KK"), {}, None)
-    assert same == {"char_accuracy": 1.0, "pictures_equal": 1.0, "characters": 6.0}
+    assert same == {"char_accuracy": 1.0, "same_lines": 1.0, "pictures_equal": 1.0,
+                    "characters": 6.0}
     one_off = OCR.measure(_readings("YMCK", "KK"), _readings("YMCC", "KK"), {}, None)
     assert one_off["char_accuracy"] == pytest.approx(5 / 6)
     assert one_off["pictures_equal"] == 0.5
+    split = OCR.measure(_readings("YMCK KK", "Y"), _readings("YMCK\nKK", "Y"), {}, None)
+    assert split["char_accuracy"] == pytest.approx(1 - 1 / 8)
+    assert split["same_lines"] == 0.5, "a line read as two must count against the candidate"
+    assert not gate.judge("ocr", _readings("YMCK KK", "Y"), _readings("YMCK\nKK", "Y"), {},
+                          gate.thresholds("ocr")).passed
     worse = OCR.measure(_readings("YM"), _readings("CKCKCKCK"), {}, None)
     assert worse["char_accuracy"] == 0.0  # never below 0, however much more is read
 

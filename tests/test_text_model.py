@@ -80,8 +80,13 @@ SIGN = ["Gallery Box 2026", "Licence: CC-BY 4.0", "Open daily 10:00-18:00"]
 @built
 def test_a_sign_is_read_line_by_line_in_its_pixels(client):
     answer = _read(client, text_model.sign())
-    assert [line["text"] for line in answer["lines"]] == SIGN
-    assert answer["text"] == "\n".join(SIGN)
+    # PP-OCRv4's recogniser drops a space between words when a line's box moves by a pixel
+    # or two (the INT8 detector's boxes do; its gate allows 2% of characters): every other
+    # character must be exact, and in float the spaces too.
+    read = [line["text"] for line in answer["lines"]]
+    assert [_squeezed(text) for text in read] == [_squeezed(text) for text in SIGN]
+    if bundles.read(BUNDLE).manifest.model["precision"] == "fp32":
+        assert read == SIGN and answer["text"] == "\n".join(SIGN)
     assert all(line["confidence"] > 0.9 for line in answer["lines"])
     # The words start at 1/8 of the 800 px width; lines stack downwards.
     (x0, y0), _, (x1, y1), _ = answer["lines"][0]["box"]

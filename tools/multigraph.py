@@ -181,7 +181,7 @@ def default_pictures(task: str) -> tuple[list[Image.Image], list[Image.Image]]:
     if task == "ocr":
         from tools import text_model
 
-        return text_model.pictures("calibration", 16), text_model.pictures("held-out", 12)
+        return text_model.pictures("calibration", 20), text_model.pictures("held-out", 16)
     raise ConvertError(f"no default pictures for task {task}: pass pictures=")
 
 

@@ -147,9 +147,12 @@ HELD_OUT_TEXT = (
     "Art & Design Dept.", "Visitors sign in here", "Gate B12", "Thank you!",
     "Water 1.5 L", "Sunday closed", "Zone 4 - Staff",
 )
-CALIBRATION_PHOTOS = ("astronaut", "coffee", "rocket", "brick", "grass", "motorcycle",
-                      "hubble_deep_field", "gravel")
-HELD_OUT_PHOTOS = ("chelsea", "camera", "retina", "coins", "immunohistochemistry", "moon")
+# "paper": plain black text on white, level (a printed page or label). An INT8 detector
+# once passed on signs over photographs yet split "Gallery Box 2026" on a white page in two.
+CALIBRATION_PHOTOS = ("astronaut", "coffee", "paper", "rocket", "brick", "grass", "motorcycle",
+                      "hubble_deep_field", "paper", "gravel")
+HELD_OUT_PHOTOS = ("chelsea", "paper", "camera", "retina", "paper", "coins",
+                   "immunohistochemistry", "moon")
 PICTURE_SIZES = ((640, 480), (800, 600), (480, 640), (960, 540))
 
 
@@ -181,19 +184,25 @@ def text_picture(lines: list[str], photo: str, size: tuple[int, int], rng: rando
                  font_path: Path | None = None) -> Image.Image:
     """`lines` of text on a sign-like panel over a photograph: dark on light or light on
     dark, one font size per picture, the whole panel turned a few degrees."""
-    picture = _photo(photo, size)
+    paper = photo == "paper"
+    picture = Image.new("RGB", size, (255, 255, 255)) if paper else _photo(photo, size)
     width, height = size
     font_size = rng.choice((18, 24, 32, 40, 52)) * min(width, height) // 480
     font = _font(font_path, max(14, font_size))
     step = int(font_size * 1.6)
-    dark = rng.random() < 0.7
-    ink, paper = ((20, 20, 28), (236, 232, 220)) if dark else ((245, 245, 240), (30, 60, 90))
+    dark = paper or rng.random() < 0.7
+    ink, panel = ((20, 20, 28), (236, 232, 220)) if dark else ((245, 245, 240), (30, 60, 90))
+    if paper:
+        ink, panel = (0, 0, 0), (255, 255, 255)
     panel_w = min(width - 20, max(int(font.getlength(t)) for t in lines) + font_size)
-    layer = Image.new("RGBA", (panel_w, step * len(lines) + font_size), (*paper, 235))
+    alpha = 255 if paper else 235
+    layer = Image.new("RGBA", (panel_w, step * len(lines) + font_size), (*panel, alpha))
     draw = ImageDraw.Draw(layer)
     for row, line in enumerate(lines):
         draw.text((font_size // 2, font_size // 2 + row * step), line, fill=ink, font=font)
-    layer = layer.rotate(rng.uniform(-4, 4), expand=True, resample=Image.Resampling.BICUBIC)
+    if not paper:
+        layer = layer.rotate(rng.uniform(-4, 4), expand=True,
+                             resample=Image.Resampling.BICUBIC)
     x = rng.randint(0, max(0, width - layer.width))
     y = rng.randint(0, max(0, height - layer.height))
     picture.paste(layer, (x, y), layer)
