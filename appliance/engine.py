@@ -31,7 +31,13 @@ import numpy as np
 
 from appliance.deadlines import Deadlines, Ticket
 from appliance.errors import Busy, DeadlineExceeded, ModelLoadError, Unavailable
-from appliance.sessions import check_signature, create_session, input_dtype, open_sessions
+from appliance.sessions import (
+    check_signature,
+    cpu_count,
+    create_session,
+    input_dtype,
+    open_sessions,
+)
 
 if TYPE_CHECKING:
     from appliance.bundle import Bundle
@@ -80,8 +86,10 @@ class Runner:
         try:
             self.sessions, self.idle_session = ([session], None) if session is not None \
                 else open_sessions(bundle, settings, self._deadlines)
-            # The bundle's other graphs: one session each, run in the request's thread.
-            self.graphs = {name: create_session(bundle.graph_path(name), settings)
+            # The bundle's other graphs: one session each on every core, without an arena
+            # (their inputs change size with every picture), run in the request's thread.
+            self.graphs = {name: create_session(bundle.graph_path(name), settings,
+                                                threads=cpu_count(), spin=False, arena=False)
                            for name in bundle.manifest.graphs}
         except BaseException:
             if self._own_deadlines:

@@ -63,3 +63,32 @@ def test_sessions_and_threads_from_the_core_count(monkeypatch):
     assert sessions.threads_per_session(_settings(intra_op_threads=3, sessions=2)) == 3
     monkeypatch.setattr(sessions, "cpu_count", lambda: 1)
     assert sessions.session_count(auto) == 1
+
+
+def test_a_pipeline_of_graphs_runs_without_arenas_on_every_core(tmp_path):
+    """Text's graphs see a new input size with every picture and line: onnxruntime's arena
+    would keep the largest activations ever held (230 MB after a few signs here)."""
+    from appliance.engine import Runner
+
+    found = tiny.ocr_bundle(tmp_path)
+    runner = Runner(found, config.load(env={}).models)
+    try:
+        assert runner.idle_session is None and len(runner.sessions) == 1
+        for session in (runner.session, *runner.graphs.values()):
+            options = session.get_session_options()
+            assert not options.enable_cpu_mem_arena
+            assert options.intra_op_num_threads == sessions.cpu_count()
+    finally:
+        runner.close()
+
+
+def test_a_single_graph_model_keeps_its_arena(tmp_path):
+    from appliance import bundle as bundles
+    from appliance.engine import Runner
+
+    tiny.write_bundle(tmp_path, "one")
+    runner = Runner(bundles.read(tmp_path / "one"), config.load(env={}).models)
+    try:
+        assert runner.session.get_session_options().enable_cpu_mem_arena
+    finally:
+        runner.close()
