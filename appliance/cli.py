@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--output", "-o", help="where an image result is written")
     infer.add_argument("--top-k", type=int, help="classify: how many labels")
     infer.add_argument("--format", choices=("png", "jpeg"), help="image result format")
+    infer.add_argument("--option", action="append", default=[], type=_option,
+                       metavar="NAME=VALUE", help="any of the model's query options (as "
+                       "/openapi.json lists them: threshold, min_confidence, output...); "
+                       "repeat for more")
 
     check = sub.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
@@ -146,6 +150,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     query = {k: str(v) for k, v in (("top_k", args.top_k), ("format", args.format)) if v}
+    query.update(args.option)
     data = Path(args.image).read_bytes()
     bundle = bundles.read(_bundle_folder(Path(settings.models.dir), args.model))
     with Runner(bundle, settings.models) as runner:
@@ -153,6 +158,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     body = answer.body()
     if answer.result.image is not None:
         fmt = answer.options.get("format", "png")
+        fmt = fmt if fmt in ("png", "jpeg") else "png"  # segment's format=json: the PNG
         output = Path(args.output or f"{Path(args.image).stem}-{bundle.name}.{fmt}")
         encoded, _ = imaging.encode(answer.result.image, fmt, bundle.manifest.attribution)
         output.write_bytes(encoded)
@@ -160,6 +166,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     body["attribution"] = bundle.manifest.attribution
     print(json.dumps(body, indent=2))
     return 0
+
+
+def _option(text: str) -> tuple[str, str]:
+    """One `--option NAME=VALUE`. Raises ArgumentTypeError without the `=`."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. threshold=0.5")
+    return name, value
 
 
 def _bundle_folder(models_dir: Path, name: str) -> Path:

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from appliance import __version__, cli
@@ -82,3 +83,21 @@ def test_infer_errors_are_one_line(models_dir, tmp_path, capsys):
     assert cli.main(["infer", str(tmp_path / "absent.jpg"), "--model", "tiny-classify",
                      "--models-dir", str(models_dir)]) == 1
     assert "No such file or directory" in capsys.readouterr().err
+
+
+def test_infer_takes_any_option_the_model_declares(tmp_path, capsys):
+    from tests import models as tiny
+
+    folder = tmp_path / "models"
+    tiny.ocr_bundle(folder)
+    picture, _ = tiny.ocr_picture(["YMCK"])
+    image = tmp_path / "bars.png"
+    picture.save(image)
+    base = ["infer", str(image), "--model", "tiny-text", "--models-dir", str(folder)]
+    assert cli.main([*base, "--option", "min_confidence=0"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "YMCK"
+    assert cli.main([*base, "--option", "min_confidence=1.5"]) == 2
+    assert "option min_confidence must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--option", "min_confidence"])
+    assert "write NAME=VALUE" in capsys.readouterr().err
