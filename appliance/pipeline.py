@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from PIL import Image
@@ -75,13 +76,14 @@ def infer_image(runner: Runner, image: Image.Image,
 def _run(runner: Runner, task: Task, image: Image.Image, full_size: tuple[int, int],
          opts: dict[str, Any], clock: _Clock) -> Answer:
     bundle = runner.bundle
+    deadline = runner.deadline()  # the request's: its other graphs' runs share it
     tensor, geometry = task.prepare(image, bundle.manifest.input)
     geometry = for_source(geometry, full_size)
     clock.lap("preprocess")
     outputs = runner.run(tensor)
     clock.lap("inference")
     ctx = Context(bundle, geometry, opts, image=image, names=runner.output_names,
-                  graph=runner.run_graph if bundle.manifest.graphs else None)
+                  graph=partial(_graph, runner, deadline) if bundle.manifest.graphs else None)
     try:
         result = task.postprocess(outputs, ctx)
     except ApplianceError:
@@ -91,6 +93,10 @@ def _run(runner: Runner, task: Task, image: Image.Image, full_size: tuple[int, i
                                f"{exc}; the bundle is broken: reinstall or remove it") from None
     clock.lap("postprocess")
     return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts)
+
+
+def _graph(runner: Runner, deadline: float, name: str, tensor) -> list:
+    return runner.run_graph(name, tensor, deadline)
 
 
 class _Clock:

@@ -305,3 +305,37 @@ def test_output_settings_at_the_ends_of_their_ranges_are_accepted(changes):
 def test_output_settings_out_of_range_are_refused_naming_them(changes, message):
     with pytest.raises(BundleError, match=message):
         bundles.parse_manifest(_output(**changes))
+
+
+# -- one deadline per request ---------------------------------------------------------------
+
+def test_every_graph_run_of_a_request_shares_its_one_deadline(tmp_path, monkeypatch):
+    """A page of text makes dozens of cls and rec runs: each must stop at the request's
+    deadline, not get models.timeout_s of its own (a dense page once took 112 s of CPU)."""
+    from appliance import config, pipeline
+    from appliance.engine import Runner
+
+    found = tiny.ocr_bundle(tmp_path)
+    picture, _ = tiny.ocr_picture(["YMCK", "KK", "CY", "MM", "YY", "KC", "MC", "YK"],
+                                  size=(480, 480))
+    seen = []
+    with Runner(found, config.load(env={}).models) as runner:
+        real = runner.run_graph
+        monkeypatch.setattr(runner, "run_graph", lambda name, tensor, deadline: (
+            seen.append(deadline), real(name, tensor, deadline))[1])
+        pipeline.infer(runner, _encoded(picture), {}, 50_000_000)
+    assert len(seen) >= 4 and len(set(seen)) == 1, seen
+
+
+def test_a_request_past_its_deadline_runs_no_more_graphs_and_answers_504(text_dir, client,
+                                                                          monkeypatch):
+    from appliance.engine import Runner
+
+    real = Runner.run_graph
+    monkeypatch.setattr(Runner, "run_graph", lambda self, name, tensor, deadline:
+                        real(self, name, tensor, deadline - 3600))  # an hour ago
+    picture, _ = tiny.ocr_picture(["YMCK"])
+    response = _read(client, _encoded(picture))
+    assert response.status_code == 504, response.get_json()
+    assert "did not finish this picture within 10 s (models.timeout_s)" in \
+        response.get_json()["error"]["message"]

@@ -22,6 +22,9 @@ from appliance.tasks.preprocess import Geometry
 # A page holds a few hundred lines at most; past that, the rest of the picture is not read
 # (each line costs a recogniser run: this bounds a request's time on a hostile picture).
 MAX_LINES = 300
+# Lines are cut from the decoded picture, kept up to this side: more detail than the
+# detector's input, for small print.
+READ_SIDE = 2000
 
 
 class Ocr(Task):
@@ -63,7 +66,7 @@ class Ocr(Task):
     def decode_hint(self, spec) -> tuple[int, int]:
         # Lines are read from the decoded picture's own pixels: keep up to the detector's
         # largest side rather than the model's nominal input.
-        return textlines.DET_MAX_SIDE, textlines.DET_MAX_SIDE
+        return READ_SIDE, READ_SIDE
 
     def prepare(self, image: Image.Image, spec) -> tuple[np.ndarray, Geometry]:
         """The detector's input: shorter side to 736 (multiples of 32), BGR in [-1, 1]."""

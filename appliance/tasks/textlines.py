@@ -24,7 +24,11 @@ RunModel = Callable[[np.ndarray], list]
 
 # rapidocr 1.4.4 config.yaml defaults.
 DET_LIMIT_SIDE = 736
-DET_MAX_SIDE = 2000
+# The detector's input is the picture with its longest side at most DET_MAX_SIDE (rapidocr
+# allows 2000: a plain grey 2000x2000 PNG of 16 KB then held 300 MB and 4 s of CPU; eight
+# at once took the server to 1.65 GB), unless that leaves the shorter side under 736; never
+# more than DET_HARD_MAX_SIDE long.
+DET_MAX_SIDE = 1280
 DET_MIN_SIDE = 30
 LETTERBOX_MIN_HEIGHT = 30
 LETTERBOX_RATIO = 8
@@ -35,7 +39,7 @@ BATCH = 6
 MIN_SIZE = 3
 # The detector's input grows with the image's aspect; beyond this the tensor
 # would be too big for the box (rapidocr has no cap and can exhaust memory).
-DET_HARD_MAX_SIDE = 4000
+DET_HARD_MAX_SIDE = 2560
 
 
 @dataclass(frozen=True)
