@@ -35,6 +35,7 @@ from appliance.sessions import create_session
 from appliance.tasks.base import Context, Result
 from tools import gate, latency, quantization
 from tools.calibration import Reader, Sample, subsample
+from tools.convert import Trial
 from tools.errors import ConvertError
 
 FASTER_BY = 0.05  # as tools/convert.py: less is within this machine's noise
@@ -60,22 +61,14 @@ def reading(task: str, result: Result) -> list[np.ndarray]:
 
 
 @dataclass
-class Try:
-    """One candidate for one graph: its settings, the whole task's verdict, its latency."""
+class Try(Trial):
+    """One candidate for one graph, judged by the whole task: the converter's Trial, with the
+    seconds it took to quantize and judge."""
 
-    candidate: quantization.Candidate
-    verdict: gate.Verdict
-    path: Path
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    note: str = ""
-    seconds: float = 0.0  # quantizing and judging it
+    seconds: float = 0.0
 
     def record(self) -> dict[str, Any]:
-        return {"label": self.candidate.label, "passed": self.verdict.passed,
-                "metrics": self.verdict.metrics, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
-                "note": self.note, "seconds": self.seconds,
-                "settings": self.candidate.describe(0)}
+        return {**super().record(), "seconds": self.seconds}
 
 
 @dataclass
