@@ -48,11 +48,13 @@ class Auth:
             raise Forbidden("the inference token cannot change the box: use the admin token")
         raise Unauthorized("wrong token for this route: use the admin token", headers=CHALLENGE)
 
-    def require_infer(self, header: str | None) -> None:
-        """When an inference token is set, raise Unauthorized unless it (or admin) is sent."""
+    def require_infer(self, header: str | None,
+                      how: str = "send 'Authorization: Bearer TOKEN'") -> None:
+        """When an inference token is set, raise Unauthorized unless it (or admin) is sent;
+        `how` says where the client should send it."""
         if not self.allows_infer(header):
-            raise Unauthorized("this box needs the inference token: send "
-                               "'Authorization: Bearer TOKEN'", headers=CHALLENGE)
+            raise Unauthorized(f"this box needs the inference token: {how}",
+                               headers=CHALLENGE)
 
     def allows_infer(self, header: str | None) -> bool:
         """True when no inference token is set, or when it (or the admin token) is sent."""

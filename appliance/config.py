@@ -170,6 +170,26 @@ class Buttons:
 
 
 @dataclass
+class Compat:
+    detection_model: str = setting("objects", "the detect bundle behind DeepStack's "
+                                   "/v1/vision/detection, DOODS's 'default' detector and "
+                                   "Frigate's zmq detector")
+    face_model: str = setting("faces", "the detect bundle behind DeepStack's /v1/vision/face")
+    scene_model: str = setting("efficientnet-lite0", "the classify bundle behind DeepStack's "
+                               "/v1/vision/scene")
+    max_predictions: int = setting(20, "most predictions a DeepStack route answers, best "
+                                   "first (Frigate's detector fails on a 21st)")
+    zmq_endpoint: str = setting("", "Frigate's remote detector (type zmq) listens here, e.g. "
+                                "tcp://0.0.0.0:5555; empty: off. Needs pyzmq (the zmq "
+                                "extra). It has no token: bind it to a trusted network")
+    zmq_labelmap: str = setting("", "Frigate's labelmap file (lines 'ID NAME') the zmq "
+                                "detector answers in; empty: Frigate's default COCO map")
+    zmq_allow: str = setting("", "addresses that may use the zmq detector (comma "
+                             "separated); empty: any. Frigate's protocol carries no token, so "
+                             "this is required while auth.infer_token is set")
+
+
+@dataclass
 class Settings:
     server: Server = field(default_factory=Server)
     models: Models = field(default_factory=Models)
@@ -181,6 +201,7 @@ class Settings:
     display: Display = field(default_factory=Display)
     buttons: Buttons = field(default_factory=Buttons)
     discovery: Discovery = field(default_factory=Discovery)
+    compat: Compat = field(default_factory=Compat)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -350,12 +371,26 @@ def _check_ranges(settings: Settings) -> None:
         ("standalone.max_fps", settings.standalone.max_fps > 0, "above 0"),
         ("display.width", settings.display.width >= 16, "at least 16"),
         ("display.height", settings.display.height >= 16, "at least 16"),
+        ("compat.max_predictions", 1 <= settings.compat.max_predictions <= 1000,
+         "1 to 1000"),
     ]
     for key, ok, rule in checks:
         if not ok:
             raise ConfigError(f"setting '{key}' must be {rule}")
     _check_hardware(settings)
     _check_infer_token(settings.auth.infer_token)
+    _check_zmq(settings)
+
+
+def _check_zmq(settings: Settings) -> None:
+    compat = settings.compat
+    if compat.zmq_endpoint and settings.auth.infer_token and not compat.zmq_allow.strip():
+        raise ConfigError("setting 'compat.zmq_allow': Frigate's zmq detector sends no token, "
+                          "so with auth.infer_token set the box needs the addresses allowed "
+                          "to use it (e.g. the Frigate machine's IP address)")
+    if compat.zmq_endpoint and not compat.zmq_endpoint.startswith(("tcp://", "ipc://")):
+        raise ConfigError(f"setting 'compat.zmq_endpoint': {compat.zmq_endpoint!r} is not a "
+                          "tcp:// or ipc:// endpoint (e.g. tcp://0.0.0.0:5555)")
 
 
 def _check_infer_token(token: str) -> None:

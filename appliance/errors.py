@@ -127,3 +127,13 @@ class DeadlineExceeded(ApplianceError, TimeoutError):
 
     status = 504
     code = "model_timeout"
+
+
+class NotProvided(ApplianceError, LookupError):
+    """A route of another product's API that this box has no model for (licence plates,
+    face recognition): the message says what is missing. 403, as DeepStack answers for an
+    endpoint it was not started with (its clients say "not enabled on the server")."""
+
+    status = 403
+    code = "not_provided"
+    exit_code = 2

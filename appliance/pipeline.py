@@ -30,6 +30,7 @@ class Answer:
     version: str
     timing_ms: dict[str, float]
     options: dict[str, Any]
+    size: tuple[int, int] = (0, 0)  # the input image's width and height, in pixels
 
     def body(self) -> dict[str, Any]:
         """The JSON body: identity, the task's fields and the timings."""
@@ -92,7 +93,8 @@ def _run(runner: Runner, task: Task, image: Image.Image, full_size: tuple[int, i
         raise ModelOutputError(f"model {bundle.name} gave outputs its task cannot read: "
                                f"{exc}; the bundle is broken: reinstall or remove it") from None
     clock.lap("postprocess")
-    return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts)
+    return Answer(result, bundle.name, bundle.manifest.version, clock.laps, opts,
+                  tuple(full_size))
 
 
 def _graph(runner: Runner, deadline: float, name: str, tensor) -> list:

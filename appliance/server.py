@@ -30,6 +30,7 @@ def serve(settings: Settings, announce=print) -> None:
     from appliance.memory import tune_malloc
     from appliance.services import Services
     from appliance.standalone import start_standalone
+    from appliance.zmqdetector import start as start_zmq
 
     tune_malloc()  # before any worker or onnxruntime thread allocates
     services = Services.build(settings)
@@ -39,13 +40,14 @@ def serve(settings: Settings, announce=print) -> None:
     services.backlog = lambda: len(server.task_dispatcher.queue)
     stop = threading.Event()
     _install_signals(stop)
-    gallery = None
+    gallery = zmq = None
     watchdog = systemd_watchdog(services)
     announcer = Announcer(services, server.effective_port)
     try:
         # The display first: one that cannot open stops the start before any model loads.
         gallery = start_standalone(services) if settings.standalone.enabled else None
         services.start(background=True)
+        zmq = start_zmq(services)  # Frigate's remote detector, when compat.zmq_endpoint is set
         watchdog.start()
         announcer.start()
         announce(banner(settings, server.effective_port))
@@ -56,6 +58,8 @@ def serve(settings: Settings, announce=print) -> None:
     finally:
         watchdog.stop()
         announcer.close()
+        if zmq is not None:
+            zmq.close()
         if gallery is not None:
             gallery.close()
         # The models before the sockets: a run still going after the drain is a wedge; it

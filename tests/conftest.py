@@ -38,7 +38,9 @@ def settings(tmp_path, models_dir):
     """Settings pointing at the tiny models and a temporary state folder."""
     return config.load(env={}, overrides={
         "models.dir": str(models_dir), "state.dir": str(tmp_path / "state"),
-        "models.intra_op_threads": 1, "models.timeout_s": 10.0})
+        "models.intra_op_threads": 1, "models.timeout_s": 10.0,
+        "compat.detection_model": "tiny-faces", "compat.face_model": "tiny-faces",
+        "compat.scene_model": "tiny-classify"})
 
 
 @pytest.fixture

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from appliance.api import admission, errors, health, kiosk, models, openapi, v2, web
+from appliance.api import (
+    admission,
+    deepstack,
+    doods,
+    errors,
+    health,
+    kiosk,
+    models,
+    openapi,
+    v2,
+    web,
+)
 from appliance.config import Settings
 from appliance.services import Services
 
@@ -18,6 +29,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.extensions["appliance"] = services or Services.build(settings)
     errors.register(app)
     admission.register(app)
-    for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp):
+    for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp, deepstack.bp,
+                      doods.bp):
         app.register_blueprint(blueprint)
     return app

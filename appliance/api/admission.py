@@ -32,10 +32,20 @@ class Policy:
     metered: count it in /metrics under the model it names (inference routes).
     local_view: the kiosk's own browser on this machine passes without the token (it shows
     the same pictures on the box's own screen; it cannot be given a secret).
+    token: where a protocol of other software carries the inference token when no
+    `Authorization` header is sent (DeepStack's `api_key` form field, DOODS's
+    `doods-auth-key` header); `how` tells a refused client where to send it. A token in the
+    request body is read only after the rate limit: a stranger's uploads are not parsed
+    faster than the limit allows.
+    model: the installed model the request runs, from the view's arguments (default: the
+    `name` argument; None: the active model), for its metrics label.
     """
 
     metered: bool = False
     local_view: bool = False
+    token: Callable[[], str | None] | None = None
+    how: str = "send 'Authorization: Bearer TOKEN'"
+    model: Callable[[dict], str | None] | None = None
 
 
 def register(app: Flask) -> None:
@@ -47,9 +57,10 @@ def _check_origin() -> None:
     check_origin(request.headers, services().settings)
 
 
-def admitted(metered: bool = False, local_view: bool = False) -> Callable:
-    """Decorate a view so it runs only after auth, shedding and the rate limit."""
-    policy = Policy(metered, local_view)
+def admitted(metered: bool = False, local_view: bool = False, **protocol) -> Callable:
+    """Decorate a view so it runs only after auth, shedding and the rate limit; `protocol`
+    holds Policy's `token`, `how` and `model` for the routes of other software's APIs."""
+    policy = Policy(metered, local_view, **protocol)
 
     def wrap(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -66,9 +77,12 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
     svc = services()
     started, status = time.perf_counter(), 500
     try:
-        _authorize(svc, policy)
+        if policy.token is None:
+            _authorize(svc, policy)
         shed(svc)
         svc.limiter.take(request.remote_addr or "unknown")
+        if policy.token is not None:
+            _authorize(svc, policy)
         response = make_response(view(**kwargs))
         status = response.status_code
         return response
@@ -77,14 +91,18 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
         raise
     finally:
         if policy.metered:
-            svc.metrics.observe(model_label(svc, kwargs.get("name")), status,
-                                time.perf_counter() - started)
+            name = policy.model(kwargs) if policy.model else kwargs.get("name")
+            svc.metrics.observe(model_label(svc, name), status, time.perf_counter() - started)
 
 
 def _authorize(svc, policy: Policy) -> None:
     if policy.local_view and _loopback(request.remote_addr):
         return
-    svc.auth.require_infer(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization")
+    if header is None and policy.token is not None:
+        token = policy.token()
+        header = f"Bearer {token}" if token else None
+    svc.auth.require_infer(header, policy.how)
 
 
 def _loopback(address: str | None) -> bool:

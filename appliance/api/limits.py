@@ -30,6 +30,15 @@ BODY_KINDS: dict[str, str] = {
     "v2.infer": IMAGE,
     "models.install": INSTALL,
     "models.activate": SMALL,  # takes no body; listed because it is a POST
+    "deepstack.detection": IMAGE,
+    "deepstack.custom": IMAGE,
+    "deepstack.custom_list": SMALL,
+    "deepstack.face": IMAGE,
+    "deepstack.face_list": SMALL,
+    "deepstack.face_recognition": IMAGE,  # answered 403, but its clients send pictures
+    "deepstack.scene": IMAGE,
+    "deepstack.alpr": IMAGE,
+    "doods.detect": IMAGE,  # base64 in JSON: a third larger than the picture
 }
 
 

@@ -129,6 +129,70 @@ def _v2_paths() -> dict[str, Any]:
     }
 
 
+DEEPSTACK_ERROR = {"description": "an error, as DeepStack answers it", "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/DeepStackError"}}}}
+DEEPSTACK_FORM = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "properties": {
+        "image": {"type": "string", "format": "binary"},
+        "api_key": {"type": "string", "description": "the inference token"},
+        "min_confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "the lowest confidence answered (default 0.45)"}}}}}}
+DOODS_KEY = {"name": "doods-auth-key", "in": "header", "required": False,
+             "schema": {"type": "string"}, "description": "the inference token"}
+
+
+def _deepstack(summary: str, ok: str, name: bool = False, body: bool = True,
+               codes: tuple[int, ...] = (400, 404, 413, 415)) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": f"DeepStack / CodeProject.AI: {summary}", "parameters": [NAME] if name else [],
+        "responses": {"200": _json(ok), **{str(c): DEEPSTACK_ERROR for c in codes}}}
+    if body:
+        operation["requestBody"] = DEEPSTACK_FORM
+    return {"post": operation}
+
+
+def _compat_paths() -> dict[str, Any]:
+    """The routes other software already speaks (docs/compat.md)."""
+    list_op = _deepstack("the models /v1/vision/custom/NAME runs", "success, models",
+                         body=False, codes=())
+    face = _deepstack("faces in the picture", "success, predictions")
+    recognition = _deepstack("face recognition: answered 403 (no face-embedding model)",
+                             "never", codes=(403,))
+    return {
+        "/v1/vision/detection": _deepstack("objects in the picture, best first",
+                                           "success, predictions (label, confidence, "
+                                           "x_min, y_min, x_max, y_max)"),
+        "/v1/vision/custom/{name}": _deepstack("any detect or classify model by name",
+                                               "success, predictions", name=True),
+        "/v1/vision/custom/list": {"get": list_op["post"], "post": list_op["post"]},
+        "/v1/vision/face": face, "/v1/vision/face/": face,
+        "/v1/vision/face/list": _deepstack("registered faces (none)", "success, faces",
+                                           body=False, codes=()),
+        "/v1/vision/face/register": recognition, "/v1/vision/face/recognize": recognition,
+        "/v1/vision/face/delete": recognition,
+        "/v1/vision/scene": _deepstack("the classifier's best label", "success, label, "
+                                       "confidence"),
+        "/v1/vision/alpr": _deepstack("licence plates: answered 403 (no plate reader)",
+                                      "never", codes=(403,)),
+        "/v1/status/updateavailable": {"get": {
+            "summary": "Blue Iris's update check: never an update",
+            "responses": {"200": _json("success, updateAvailable false")}}},
+        "/doods/detectors": {"get": {"summary": "DOODS: the detectors", "parameters": [DOODS_KEY],
+                                     "responses": {"200": _json("detectors")}}},
+        "/doods/detect": {"post": {
+            "summary": "DOODS: detect in a base64 picture", "parameters": [DOODS_KEY],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["data"], "properties": {
+                    "detector_name": {"type": "string"}, "id": {"type": "string"},
+                    "data": {"type": "string", "description": "the picture in base64"},
+                    "detect": {"type": "object", "additionalProperties": {
+                        "type": "number", "minimum": 0, "maximum": 100}}}}}}},
+            "responses": {"200": _json("id, detections (top, left, bottom, right as "
+                                       "fractions; label; confidence in percent)"),
+                          **{str(c): V2_ERROR for c in (400, 404, 413, 415)}}}},
+    }
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     return {
@@ -164,6 +228,7 @@ def spec() -> dict[str, Any]:
                 "200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {
                     "type": "string", "format": "binary"}}}}, **_errors(404)}}},
             **_v2_paths(),
+            **_compat_paths(),
             "/v1/models": {"get": {"summary": "installed models",
                                    "responses": {"200": _json("models and the active one")}}},
             "/v1/models/{name}": {
@@ -197,6 +262,11 @@ def spec() -> dict[str, Any]:
                                              "message": {"type": "string"}}}}},
                 "V2Error": {"type": "object", "required": ["error"],
                             "properties": {"error": {"type": "string"}}},
+                "DeepStackError": {"type": "object", "required": ["success", "error"],
+                                   "properties": {"success": {"type": "boolean"},
+                                                  "error": {"type": "string"},
+                                                  "code": {"type": "integer"},
+                                                  "duration": {"type": "number"}}},
                 "V2Request": {"type": "object", "required": ["inputs"], "properties": {
                     "id": {"type": "string"}, "parameters": {"type": "object"},
                     "inputs": {"type": "array", "items": {"type": "object"}},
@@ -232,6 +302,7 @@ def add_admission(document: dict[str, Any], app) -> None:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             operation = document["paths"][path][method.lower()]
             operation["security"] = [{}, {"bearer": []}]  # the token only when one is set
-            error = V2_ERROR if path.startswith("/v2") else None
+            error = (V2_ERROR if path.startswith(("/v2", "/doods")) else
+                     DEEPSTACK_ERROR if path.startswith("/v1/vision") else None)
             for code, response in _errors(*ADMISSION_ERRORS).items():
                 operation["responses"].setdefault(code, error or response)

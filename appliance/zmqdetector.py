@@ -1,0 +1,326 @@
+"""Frigate's remote detector (`detectors: {x: {type: zmq, endpoint: tcp://BOX:5555}}`) over
+ZeroMQ REQ/REP, as `frigate/detectors/plugins/zmq_ipc.py` speaks it.
+
+- Handshake: one JSON frame `{"model_request": true, "model_name": ...}` answered
+  `{"model_available", "model_loaded"}`: true when the bundle Frigate names (its model file's
+  name without the extension) or else `compat.detection_model` is serving.
+- Model upload (`{"model_data": true}` plus ONNX bytes): always refused with the reason. The
+  box never loads a model a network peer sends; its owner installs bundles.
+- Inference: `[{"shape", "dtype"}, C-order tensor bytes]`, Frigate's own model input (one
+  RGB picture, NHWC or NCHW, uint8 or float32), answered with one frame of 20x6 float32
+  rows (Frigate's class id, score, y_min, x_min, y_max, x_max in 0-1), best first, zero rows
+  after the last; classes Frigate's label map lacks are left out.
+- Anything else gets one JSON frame `{"error": "..."}` (Frigate reads it as no detections).
+
+Bounds: one request at a time (REP); every frame at most `server.max_upload_mb`, at most
+RCVHWM frames queued per peer, extra frames discarded as they arrive; a send that cannot go
+out within a second is dropped. `compat.zmq_allow` limits which addresses may connect (ZAP).
+pyzmq is imported only when the listener starts (the `zmq` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from appliance import compat, pipeline
+from appliance.api.admission import model_label
+from appliance.errors import ApplianceError, BadRequest, ConfigError
+
+log = logging.getLogger(__name__)
+ROWS = 20  # Frigate's detectors answer a 20x6 array; a 21st row fails in Frigate
+MIN_SCORE = 0.4  # the lowest score sent: Frigate's own filters start at 0.5
+MAX_FRAMES = 2
+RCVHWM = 8
+SEND_TIMEOUT_MS = 1000
+POLL_MS = 200
+MAX_SIDE = 4096
+DTYPES = ("uint8", "float32")
+# Frigate's default label map (labelmap.txt in blakeblackshear/frigate): id -> name.
+FRIGATE_LABELS = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "boat",
+    "traffic light", "fire hydrant", "street sign", "stop sign", "parking meter", "bench",
+    "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
+    "hat", "backpack", "umbrella", "shoe", "eye glasses", "handbag", "tie", "suitcase",
+    "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "plate", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "mirror",
+    "dining table", "window", "desk", "toilet", "door", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator",
+    "blender", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "hair brush")
+
+
+def read_labelmap(path: str) -> dict[str, int]:
+    """Label name -> Frigate class id, from a labelmap file ('ID NAME' lines), or Frigate's
+    default map when `path` is empty. Raises ConfigError for a file that cannot be read."""
+    if not path:
+        return {name: index for index, name in enumerate(FRIGATE_LABELS)}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"setting 'compat.zmq_labelmap': cannot read {path} ({exc})") \
+            from None
+    labels = {}
+    for number, line in enumerate(lines, 1):
+        index, _, name = line.strip().partition(" ")
+        if not line.strip():
+            continue
+        if not index.isdigit() or not name.strip():
+            raise ConfigError(f"{path}:{number}: expected 'ID NAME' (Frigate's labelmap "
+                              f"format), got {line[:60]!r}")
+        labels.setdefault(name.strip(), int(index))
+    return labels
+
+
+@dataclass
+class Reply:
+    """The frames sent back, and the status the request is counted under in /metrics."""
+
+    frames: list[bytes]
+    status: int = 200
+    model: str | None = None
+
+
+class ZmqDetector:
+    """The listener: one thread serving a REP socket until `close()`."""
+
+    def __init__(self, services, endpoint: str, labelmap: dict[str, int],
+                 allow: tuple[str, ...] = ()) -> None:
+        self.services = services
+        self.endpoint = endpoint
+        self.labelmap = labelmap
+        self.allow = allow
+        self.max_bytes = int(services.settings.server.max_upload_mb * 1024 * 1024)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.bound = ""  # the endpoint actually bound (tcp://...:0 picks a port)
+
+    def start(self) -> None:
+        """Bind and serve in a thread. Raises ConfigError when pyzmq is missing or the
+        endpoint cannot be bound."""
+        try:
+            import zmq  # noqa: F401  (the zmq extra; checked before the thread starts)
+        except ImportError:
+            raise ConfigError("setting 'compat.zmq_endpoint' needs pyzmq: pip install "
+                              "'appliance[zmq]' (or pyzmq), or leave the setting empty") \
+                from None
+        self._thread = threading.Thread(target=self._serve, name="zmq-detector", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise ConfigError(f"setting 'compat.zmq_endpoint': cannot listen on "
+                              f"{self.endpoint} ({self._error})")
+
+    def close(self) -> None:
+        """Stop serving and close the socket (within POLL_MS)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        import zmq
+
+        context = zmq.Context()
+        authenticator = None
+        try:
+            if self.allow:
+                from zmq.auth.thread import ThreadAuthenticator
+
+                authenticator = ThreadAuthenticator(context, log=log)
+                authenticator.start()
+                authenticator.allow(*self.allow)
+            sock = self._socket(context, zmq)
+        except zmq.ZMQError as exc:
+            self._error = exc
+            self._ready.set()
+            context.term()
+            return
+        self._ready.set()
+        log.info("Frigate's zmq detector listens on %s", self.bound)
+        try:
+            self._loop(sock, zmq)
+        finally:
+            sock.close(linger=0)
+            if authenticator is not None:
+                authenticator.stop()
+            context.term()
+
+    def _socket(self, context, zmq):
+        sock = context.socket(zmq.REP)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
+        sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.allow:
+            sock.zap_domain = b"appliance"
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            raise
+        self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return sock
+
+    def _loop(self, sock, zmq) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(POLL_MS):
+                continue
+            started = time.perf_counter()
+            frames = _receive(sock, zmq)
+            reply = self.answer(frames)
+            try:
+                sock.send_multipart(reply.frames)
+            except zmq.Again:  # the peer is not reading: its answer is dropped
+                log.debug("zmq detector: a peer did not take its answer")
+            if reply.model is not None or reply.status != 200:
+                self.services.metrics.observe(model_label(self.services, reply.model),
+                                              reply.status, time.perf_counter() - started)
+
+    def answer(self, frames: list[bytes]) -> Reply:
+        """The reply to one request's frames (never raises)."""
+        try:
+            header = _header(frames[0] if frames else b"")
+            if header.get("model_request"):
+                return self._handshake(header)
+            if header.get("model_data"):
+                return _refuse_model(header)
+            if len(frames) != MAX_FRAMES:
+                raise BadRequest(f"an inference request is 2 frames (a JSON header and the "
+                                 f"tensor's bytes), got {len(frames)}")
+            return self._detect(header, frames[1])
+        except ApplianceError as exc:
+            return Reply([_json({"error": exc.message})], exc.status)
+        except Exception:  # one peer's request never stops the listener
+            log.exception("zmq detector: unexpected error")
+            return Reply([_json({"error": "the box hit an unexpected error; it is logged"})],
+                         500)
+
+    def _handshake(self, header: dict[str, Any]) -> Reply:
+        name = self._model_for(header.get("model_name"))
+        loaded = name in self.services.registry.runners()
+        if loaded:
+            log.info("Frigate's zmq detector asked for %r: %s answers it",
+                     header.get("model_name"), name)
+        return Reply([_json({"model_available": loaded, "model_loaded": loaded,
+                             "model": name})], 200 if loaded else 503)
+
+    def _model_for(self, asked: Any) -> str:
+        """The bundle Frigate's model name means: the detect bundle of that name (without
+        its extension) when one serves, else compat.detection_model."""
+        runners = self.services.registry.runners()
+        if isinstance(asked, str):
+            stem = Path(asked).name.rsplit(".", 1)[0]
+            found = runners.get(stem)
+            if found is not None and found.bundle.manifest.task == "detect":
+                return stem
+        return self.services.settings.compat.detection_model
+
+    def _detect(self, header: dict[str, Any], data: bytes) -> Reply:
+        name = self._model_for(header.get("model_name"))
+        runner = compat.runner(self.services.registry, name, ("detect",), "the zmq detector")
+        image = _picture(header, data)
+        answer = pipeline.infer_image(runner, image, {"threshold": str(MIN_SCORE)})
+        return Reply([self.rows(compat.detections(answer), image.size).tobytes()], 200, name)
+
+    def rows(self, found: list[compat.Detection], size: tuple[int, int]) -> np.ndarray:
+        """Frigate's 20x6 float32 answer: known classes only, best first."""
+        width, height = size
+        out = np.zeros((ROWS, 6), np.float32)
+        known = [d for d in found if d.label in self.labelmap][:ROWS]
+        for row, d in enumerate(known):
+            x0, y0, x1, y1 = d.box
+            out[row] = (self.labelmap[d.label], d.score, y0 / height, x0 / width,
+                        y1 / height, x1 / width)
+        return out
+
+
+def _receive(sock, zmq) -> list[bytes]:
+    """One request's first MAX_FRAMES frames; the rest are read and dropped one by one."""
+    frames = [sock.recv()]
+    while sock.getsockopt(zmq.RCVMORE):
+        frame = sock.recv()
+        if len(frames) <= MAX_FRAMES:
+            frames.append(frame)
+    return frames
+
+
+def _header(frame: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(frame.decode("utf-8")) if len(frame) <= 65536 else None
+    except (UnicodeDecodeError, ValueError):
+        header = None
+    if not isinstance(header, dict):
+        raise BadRequest('the first frame must be a JSON object: {"shape": [1, 320, 320, 3], '
+                         '"dtype": "uint8"} (or a model_request)')
+    return header
+
+
+def _refuse_model(header: dict[str, Any]) -> Reply:
+    message = ("this box never loads a model sent over the network: its owner installs "
+               "bundles (PUT /v1/models/NAME with the admin token) and names the one Frigate "
+               "uses in compat.detection_model")
+    return Reply([_json({"model_saved": False, "model_loaded": False, "error": message})], 403)
+
+
+def _picture(header: dict[str, Any], data: bytes) -> Image.Image:
+    """Frigate's tensor as an RGB picture. Raises BadRequest naming what is wrong."""
+    shape, dtype = header.get("shape"), header.get("dtype")
+    if dtype not in DTYPES:
+        raise BadRequest(f"dtype must be one of {', '.join(DTYPES)}, got {str(dtype)[:20]!r}")
+    if not (isinstance(shape, list) and len(shape) in (3, 4)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise BadRequest(f"shape must be [1, H, W, 3] or [1, 3, H, W] in whole numbers, got "
+                         f"{str(shape)[:60]}")
+    dims = shape[1:] if len(shape) == 4 else shape
+    if len(shape) == 4 and shape[0] != 1:
+        raise BadRequest(f"one picture at a time: the batch is {shape[0]}")
+    channels_last = dims[-1] == 3
+    if not channels_last and dims[0] != 3:
+        raise BadRequest(f"shape {shape} has no 3-channel axis: send RGB")
+    height, width = dims[:2] if channels_last else dims[1:]
+    if max(height, width) > MAX_SIDE:
+        raise BadRequest(f"{width}x{height} is larger than {MAX_SIDE} pixels a side")
+    expected = 3 * height * width * np.dtype(dtype).itemsize
+    if len(data) != expected:
+        raise BadRequest(f"shape {shape} of {dtype} is {expected} bytes; the tensor frame "
+                         f"has {len(data)}")
+    array = np.frombuffer(data, dtype).reshape(dims)
+    if not channels_last:
+        array = array.transpose(1, 2, 0)
+    if dtype == "float32":
+        # Frigate sends floats as 0-255 or, normalised, 0-1.
+        array = np.nan_to_num(array, nan=0.0, posinf=255.0, neginf=0.0)
+        scale = 255.0 if float(array.max()) <= 1.0 else 1.0
+        array = np.clip(array * scale, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode("utf-8")
+
+
+def start(services) -> ZmqDetector | None:
+    """The listener the settings ask for, started, or None when compat.zmq_endpoint is
+    empty. Raises ConfigError (pyzmq missing, bad label map, endpoint taken)."""
+    settings = services.settings.compat
+    if not settings.zmq_endpoint:
+        return None
+    allow = tuple(a.strip() for a in settings.zmq_allow.split(",") if a.strip())
+    detector = ZmqDetector(services, settings.zmq_endpoint,
+                           read_labelmap(settings.zmq_labelmap), allow)
+    detector.start()
+    return detector
