@@ -92,3 +92,27 @@ def test_a_single_graph_model_keeps_its_arena(tmp_path):
         assert runner.session.get_session_options().enable_cpu_mem_arena
     finally:
         runner.close()
+
+
+def test_sessions_with_an_arena_share_the_processs_one(models_dir):
+    bundle = tiny.write_bundle(models_dir, "shared", "classify")
+    assert sessions.shared_arena() is True
+    entry = "session.use_env_allocators"
+    shared = create_session(bundle.model_path, _settings())
+    own = create_session(bundle.model_path, _settings(), arena=False)
+    assert shared.get_session_options().get_session_config_entry(entry) == "1"
+    assert not own.get_session_options().enable_cpu_mem_arena
+    with pytest.raises(RuntimeError):  # never asked of a session without an arena
+        own.get_session_options().get_session_config_entry(entry)
+
+
+def test_a_refused_shared_arena_leaves_each_session_its_own(monkeypatch, caplog):
+    import onnxruntime
+
+    def refuse(*args):
+        raise RuntimeError("an allocator is registered already")
+
+    monkeypatch.setattr(onnxruntime, "create_and_register_allocator", refuse)
+    assert sessions.shared_arena.__wrapped__() is False
+    assert caplog.messages == ["onnxruntime refused a shared CPU arena (an allocator is "
+                               "registered already): each session keeps its own"]
