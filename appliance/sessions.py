@@ -120,7 +120,7 @@ def shared_arena() -> bool:
 
     Each session's own arena keeps the largest activations that session ever held, and the
     default bundles open 15 sessions: one request to each left 307-316 MB resident. One
-    shared arena holds what the sessions use at the same time instead: 258-268 MB, and no
+    shared arena holds what the sessions use at the same time instead: 256-269 MB, and no
     slower. Where onnxruntime refuses (another allocator registered first), each session
     keeps its own.
     """
