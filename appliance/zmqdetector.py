@@ -9,7 +9,8 @@ ZeroMQ REQ/REP, as `frigate/detectors/plugins/zmq_ipc.py` speaks it.
 - Inference: `[{"shape", "dtype"}, C-order tensor bytes]`, Frigate's own model input (one
   RGB picture, NHWC or NCHW, uint8 or float32), answered with one frame of 20x6 float32
   rows (Frigate's class id, score, y_min, x_min, y_max, x_max in 0-1), best first, zero rows
-  after the last; classes Frigate's label map lacks are left out.
+  after the last; a truck is a car (Frigate's map has no truck, and its own detectors do
+  the same), other classes the label map lacks are left out.
 - Anything else gets one JSON frame `{"error": "..."}` (Frigate reads it as no detections).
 
 Bounds: one request at a time (REP); every frame at most `server.max_upload_mb`, at most
@@ -44,6 +45,8 @@ SEND_TIMEOUT_MS = 1000
 POLL_MS = 200
 MAX_SIDE = 4096
 DTYPES = ("uint8", "float32")
+# Frigate's label map has no truck: its own detectors answer trucks as cars.
+ALIASES = {"truck": "car"}
 # Frigate's default label map (labelmap.txt in blakeblackshear/frigate): id -> name.
 FRIGATE_LABELS = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "boat",
@@ -240,12 +243,17 @@ class ZmqDetector:
         """Frigate's 20x6 float32 answer: known classes only, best first."""
         width, height = size
         out = np.zeros((ROWS, 6), np.float32)
-        known = [d for d in found if d.label in self.labelmap][:ROWS]
-        for row, d in enumerate(known):
+        known = [(ids, d) for d in found
+                 if (ids := self.class_id(d.label)) is not None][:ROWS]
+        for row, (class_id, d) in enumerate(known):
             x0, y0, x1, y1 = d.box
-            out[row] = (self.labelmap[d.label], d.score, y0 / height, x0 / width,
-                        y1 / height, x1 / width)
+            out[row] = (class_id, d.score, y0 / height, x0 / width, y1 / height, x1 / width)
         return out
+
+    def class_id(self, label: str) -> int | None:
+        """Frigate's id for `label` (a truck is a car where the map has no truck)."""
+        found = self.labelmap.get(label)
+        return found if found is not None else self.labelmap.get(ALIASES.get(label, ""))
 
 
 def _receive(sock, zmq) -> list[bytes]:

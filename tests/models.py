@@ -221,18 +221,62 @@ def pose_model() -> onnx.ModelProto:
     return _model(nodes, [_input(batch=1)], [out], inits)
 
 
+def crowd_model(count: int = 30, classes: int = 3) -> onnx.ModelProto:
+    """A detector that decodes its own boxes (box_format `decoded`): `count` boxes on a grid,
+    none overlapping, scored from 0.99 down to 0.5 and shifted by the image's mean (x 1e-3),
+    class i % `classes`: more detections than any client takes."""
+    side = int(np.ceil(np.sqrt(count)))
+    cells = [(i // side, i % side) for i in range(count)]
+    boxes = np.array([[[r / side, c / side, (r + 0.8) / side, (c + 0.8) / side]
+                       for r, c in cells]], np.float32)  # y0, x0, y1, x1
+    scores = np.linspace(0.99, 0.5, count, dtype=np.float32)[None]
+    kinds = (np.arange(count) % classes).astype(np.float32)[None]
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Mul", ["m", "tiny"], ["nudge"]),
+             helper.make_node("Add", ["score_const", "nudge"], ["scores"]),
+             helper.make_node("Add", ["box_const", "zero"], ["boxes"]),
+             helper.make_node("Add", ["class_const", "zero2"], ["classes"]),
+             helper.make_node("Add", ["count_const", "zero2"], ["count"])]
+    inits = [numpy_helper.from_array(np.array(1e-3, np.float32), "tiny"),
+             numpy_helper.from_array(scores, "score_const"),
+             numpy_helper.from_array(boxes, "box_const"),
+             numpy_helper.from_array(kinds, "class_const"),
+             numpy_helper.from_array(np.array([count], np.float32), "count_const"),
+             numpy_helper.from_array(np.zeros((1, 1, 1), np.float32), "zero"),
+             numpy_helper.from_array(np.zeros(1, np.float32), "zero2")]
+    outputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, count, 4]),
+               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, count]),
+               helper.make_tensor_value_info("classes", TensorProto.FLOAT, [1, count]),
+               helper.make_tensor_value_info("count", TensorProto.FLOAT, [1])]
+    return _model(nodes, [_input(batch=1)], outputs, inits)
+
+
+def write_crowd(models_dir: Path, name: str, labels: list[str],
+                count: int = 30) -> bundles.Bundle:
+    """A crowd_model bundle whose classes are `labels` (ids 0, 1, 2... in turn)."""
+    spec = manifest(name, "detect")
+    output = {"box_format": "decoded", "box_order": "yxyx", "boxes_tensor": 0,
+              "scores_tensor": 1, "classes_tensor": 2, "count_tensor": 3,
+              "score_threshold": 0.5, "max_detections": 100}
+    return write_bundle(models_dir, name, "detect", crowd_model(count, len(labels)),
+                        labels=labels, input={**spec["input"], "dynamic_batch": False},
+                        output=output)
+
+
 MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model,
           "detect": faces_model, "segment": segment_model, "pose": pose_model}
 
 
 def write_bundle(models_dir: Path, name: str, task: str = "classify",
-                 model: onnx.ModelProto | None = None, **changes: Any) -> bundles.Bundle:
-    """Write a tiny bundle named `name` into `models_dir` and return it."""
+                 model: onnx.ModelProto | None = None, labels: list[str] | None = None,
+                 **changes: Any) -> bundles.Bundle:
+    """Write a tiny bundle named `name` into `models_dir` and return it (`labels`: the
+    labels file's lines instead of the task's usual ones)."""
     scratch = models_dir / f".{name}.src.onnx"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model or MODELS[task](), scratch)
     try:
-        labels = {"classify": LABELS, "detect": ["face"]}.get(task)
+        labels = labels or {"classify": LABELS, "detect": ["face"]}.get(task)
         return bundles.write(models_dir / name, manifest(name, task, **changes), scratch,
                              labels=labels)
     finally:
