@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from appliance.deadlines import Deadlines, Ticket
-from appliance.errors import Busy, DeadlineExceeded, ModelLoadError, Unavailable
+from appliance.errors import Busy, DeadlineExceeded, ModelRunError, Unavailable
 from appliance.sessions import (
     check_signature,
     cpu_count,
@@ -148,7 +148,7 @@ class Runner:
         """Run the model on one input tensor (batch of one) and return its outputs.
 
         Raises Busy (queue full), Unavailable (closed, cancelled, or no answer in time),
-        DeadlineExceeded (the run passed models.timeout_s and was stopped) or ModelLoadError
+        DeadlineExceeded (the run passed models.timeout_s and was stopped) or ModelRunError
         (onnxruntime failed on this input).
         """
         if self._closed:
@@ -359,7 +359,7 @@ class Runner:
         """One `session.run` (on the main graph's input unless `input_name` says another),
         terminated at `deadline` or by a cancel.
 
-        Raises DeadlineExceeded, Unavailable (cancelled) or ModelLoadError.
+        Raises DeadlineExceeded, Unavailable (cancelled) or ModelRunError.
         """
         with self._deadlines.watch(deadline) as ticket:
             with self._state_lock:
@@ -380,7 +380,7 @@ class Runner:
         if ticket.cancelled:
             return self._stopped_error()
         if not ticket.expired:
-            return ModelLoadError(f"model {self.bundle.name} failed on this input: {exc}")
+            return ModelRunError(f"model {self.bundle.name} failed on this input: {exc}")
         if ran_s < self.settings.timeout_s * OVERRUN_SHARE:
             # Most of the time went waiting in the queue behind others: a busy box, not a
             # model at fault, so it is not counted against the model.

@@ -40,6 +40,16 @@ class ModelLoadError(ApplianceError, RuntimeError):
     code = "model_unavailable"
 
 
+class ModelRunError(ApplianceError, RuntimeError):
+    """onnxruntime failed to run a loaded model on one input (a shape a graph cannot take, a
+    node that fails on these values): about that input, not the model's availability. 500
+    where the box made the tensor from a picture; the v2 protocol, where the client sent
+    the tensor, answers it 400."""
+
+    status = 500
+    code = "model_failed"
+
+
 class ModelOutputError(ApplianceError, RuntimeError):
     """A model answered an input with outputs its task cannot read: the bundle is broken
     (its graphs disagree with its manifest or labels), not the request."""

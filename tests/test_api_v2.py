@@ -157,3 +157,40 @@ def test_row37_bad_shapes_and_parameters_are_400_before_any_work(client, service
     assert response.status_code == 400, response.data
     assert message in response.get_json()["error"]
     assert runs == []
+
+
+def test_a_tensor_the_graph_cannot_take_is_400_not_503(tmp_path, settings):
+    """A model with free height and width whose graph needs 64 pixels: a client's 8x9 tensor
+    passes the shape check and fails inside onnxruntime, about that input (the text
+    detector does this for sizes that are not multiples of 32)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from appliance.api import create_app
+    from appliance.services import Services
+    from tests import models as tiny
+    from tests.conftest import ADMIN
+
+    free = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])
+    nodes = [helper.make_node("Reshape", ["input", "fixed"], ["square"]),
+             helper.make_node("GlobalAveragePool", ["square"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["logits"])]
+    fixed = numpy_helper.from_array(np.array([1, 3, 8, 8], np.int64), "fixed")
+    model = tiny._model(nodes, [free], [out], [fixed])
+    folder = tmp_path / "picky-models"
+    tiny.write_bundle(folder, "picky", model=model,
+                      input={**tiny.manifest("x", "classify")["input"],
+                             "dynamic_batch": False})
+    settings.models.dir = str(folder)
+    with Services.build(settings, admin=ADMIN) as svc:
+        svc.start(background=False)
+        client = create_app(settings, svc).test_client()
+        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 8, 9],
+                            "data": [0.0] * 216}]}
+        response = client.post("/v2/models/picky/infer", json=body)
+        assert response.status_code == 400, response.data
+        assert "failed on this input" in response.get_json()["error"]
+        good = dict(body, inputs=[dict(body["inputs"][0], shape=[1, 3, 8, 8],
+                                       data=[0.0] * 192)])
+        assert client.post("/v2/models/picky/infer", json=good).status_code == 200
+        assert client.get("/v2/models/picky/ready").status_code == 200  # still serving

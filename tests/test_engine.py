@@ -15,6 +15,7 @@ from appliance.errors import (
     Busy,
     DeadlineExceeded,
     ModelLoadError,
+    ModelRunError,
     Unavailable,
 )
 from appliance.sessions import create_session
@@ -119,7 +120,7 @@ def test_a_bad_request_does_not_fail_its_batch_mates(classify_bundle):
     with Runner(classify_bundle, settings) as runner, ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(runner.run, t) for t in inputs]
         assert np.argmax(futures[0].result()[0]) == 0
-        with pytest.raises(ModelLoadError, match="failed on this input"):
+        with pytest.raises(ModelRunError, match="failed on this input"):
             futures[1].result()
         assert np.argmax(futures[2].result()[0]) == 2
 

@@ -104,12 +104,12 @@ def test_camera_gone_shows_the_error_then_recovers(kiosk, pictures, client):
 
 def test_a_model_that_raises_shows_the_error_then_goes_on(kiosk, services, monkeypatch):
     from appliance import pipeline
-    from appliance.errors import ModelLoadError
+    from appliance.errors import ModelRunError
 
     real = pipeline.infer_image
 
     def broken(*args, **kwargs):
-        raise ModelLoadError("model tiny-classify failed on this input: boom")
+        raise ModelRunError("model tiny-classify failed on this input: boom")
 
     monkeypatch.setattr(pipeline, "infer_image", broken)
     kiosk.tick()
