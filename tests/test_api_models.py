@@ -172,3 +172,29 @@ def test_kiosk_routes_are_404_without_the_kiosk_display(client):
     assert "set display.kind = \"kiosk\"" in response.get_json()["error"]["message"]
     with client.get("/kiosk") as page:
         assert page.status_code == 200 and b"EventSource" in page.data
+
+
+def _json_infer(client, query: str = "", **fields):
+    body = {"image": base64.b64encode(image_bytes()).decode(), **fields}
+    return client.post(f"/v1/models/tiny-classify/infer{query}", json=body)
+
+
+def test_a_json_bodys_other_fields_are_options(client):
+    assert len(_json_infer(client).get_json()["predictions"]) == 3
+    assert [p["label"] for p in _json_infer(client, top_k=1).get_json()["predictions"]] == \
+        ["red"]
+    unknown = _json_infer(client, sharpness=3)
+    assert unknown.status_code == 400 and "unknown option 'sharpness'" in \
+        unknown.get_json()["error"]["message"]
+    nested = _json_infer(client, top_k={"a": 1})
+    assert nested.status_code == 400 and "top_k" in nested.get_json()["error"]["message"]
+
+
+def test_an_option_given_twice_is_400(client):
+    twice = client.post("/v1/models/tiny-classify/infer?top_k=1&top_k=3", data=image_bytes(),
+                        content_type="image/jpeg")
+    assert twice.status_code == 400
+    assert "given 2 times" in twice.get_json()["error"]["message"]
+    both = _json_infer(client, "?top_k=1", top_k=2)
+    assert both.status_code == 400
+    assert "in the query and in the JSON body" in both.get_json()["error"]["message"]

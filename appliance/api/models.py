@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import json
 import shutil
 
 from flask import Blueprint, Response, jsonify, request
@@ -121,15 +122,32 @@ def activate(name: str):
 def _infer(runner) -> Response:
     """One image through `runner`'s model, answered as its task answers."""
     svc = services()
-    answer = pipeline.infer(runner, _image_bytes(), request.args,
-                            svc.settings.imaging.max_pixels, on_image=svc.push_frame,
-                            budget=svc.decodes)
+    data, options = _image_and_options()
+    answer = pipeline.infer(runner, data, options, svc.settings.imaging.max_pixels,
+                            on_image=svc.push_frame, budget=svc.decodes)
     return _respond(answer, runner.bundle.manifest.attribution)
 
 
+def _image_and_options() -> tuple[bytes, dict[str, str]]:
+    """The image and the options: the query's, and a JSON body's other fields. Raises
+    BadRequest for an option given twice (in the query, or in both places)."""
+    options = {}
+    for key, values in request.args.lists():
+        if len(values) > 1:
+            raise BadRequest(f"option {key} is given {len(values)} times: give it once")
+        options[key] = values[0]
+    if request.mimetype != "application/json":
+        return _image_bytes(), options
+    data, extra = _json_image()
+    for key, value in extra.items():
+        if key in options:
+            raise BadRequest(f"option {key} is given in the query and in the JSON body: "
+                             "give it once")
+        options[key] = value if isinstance(value, str) else json.dumps(value)
+    return data, options
+
+
 def _image_bytes() -> bytes:
-    if request.mimetype == "application/json":
-        return _json_image()
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
@@ -142,15 +160,20 @@ def _image_bytes() -> bytes:
     return data
 
 
-def _json_image() -> bytes:
-    """`{"image": "<base64>"}`, for clients that speak JSON (Home Assistant, browsers)."""
+def _json_image() -> tuple[bytes, dict]:
+    """`{"image": "<base64>", OPTION: VALUE...}`, for clients that speak JSON (Home
+    Assistant, browsers): the image and the other fields, which are options."""
     body = safejson.loads(request.get_data(cache=False))
     if not isinstance(body, dict) or not isinstance(body.get("image"), str):
-        raise BadRequest('a JSON body must be {"image": "<the image in base64>"}')
+        raise BadRequest('a JSON body must be {"image": "<the image in base64>"} (other '
+                         'fields are options, e.g. "threshold": 0.3)')
     try:
-        return base64.b64decode(body["image"], validate=True)
+        data = base64.b64decode(body.pop("image"), validate=True)
     except ValueError:
         raise BadRequest("the JSON field 'image' is not valid base64") from None
+    if not data:
+        raise BadRequest(f"no image in the request: {UPLOAD_HINT}")
+    return data, body
 
 
 def _respond(answer: Answer, attribution: dict[str, str]) -> Response:
