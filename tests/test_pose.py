@@ -85,3 +85,17 @@ def test_http_answers_people_and_edges(pose_dir, client):
     assert bad.status_code == 400
     assert "option threshold must be between 0 and 1, got 3" in bad.get_json()["error"][
         "message"]
+
+
+def test_nobody_is_reported_when_too_few_keypoints_are_sure(pose_dir, client):
+    """The tiny model scores every keypoint by the picture's brightness: a dark picture has
+    none at the threshold, so nobody is there (a single-pose model always places one)."""
+    def people(colour, query=""):
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16), colour).save(buffer, "PNG")
+        return client.post(f"/v1/models/tiny-pose/infer{query}", data=buffer.getvalue(),
+                           content_type="image/png").get_json()["people"]
+
+    assert people((20, 20, 20)) == []
+    assert len(people((20, 20, 20), "?threshold=0.05")) == 1
+    assert len(people((200, 200, 200))) == 1

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance.schema import Field, list_of, one_of
+from appliance.schema import Field, list_of, one_of, positive
 from appliance.tasks.base import Context, Option, Result, Task
 from appliance.tasks.preprocess import Geometry
 
@@ -46,11 +46,15 @@ class Pose(Task):
         "edges": Field(list, required=False, check=list_of(list),
                        default=[list(edge) for edge in COCO_EDGES]),
         "score_threshold": Field((int, float), required=False, default=0.3),
+        # A single-pose model always places a skeleton: on MoveNet, eight pictures without a
+        # person had at most 2 keypoints at 0.3, two of people 8 and 12.
+        "min_keypoints": Field(int, required=False, check=positive, default=4),
         "tensor": Field(str, required=False, default=""),
     }
     needs_labels = False
     options = (Option("threshold", float, "the lowest keypoint score that counts towards a "
-                      "person's box (0 to 1; every keypoint is listed with its score)",
+                      "person and their box (0 to 1; a person needs output.min_keypoints of "
+                      "them; every keypoint is listed with its score)",
                       low=0.0, high=1.0,
                       default=lambda b: float(b.manifest.output["score_threshold"])),)
     answer = {
@@ -77,8 +81,10 @@ class Pose(Task):
         spec = ctx.bundle.manifest.output
         rows = keypoints(np.asarray(ctx.output(outputs), np.float32), len(spec["keypoints"]))
         size = ctx.bundle.manifest.input.size
-        people = [person(points, spec["keypoints"], size, ctx.geometry, ctx.opts["threshold"])
-                  for points in rows]
+        threshold = ctx.opts["threshold"]
+        people = [person(points, spec["keypoints"], size, ctx.geometry, threshold)
+                  for points in rows
+                  if np.count_nonzero(points[:, 2] >= threshold) >= spec["min_keypoints"]]
         people.sort(key=lambda p: -p["score"])
         return Result(body={"people": people, "edges": [list(e) for e in spec["edges"]]})
 
