@@ -25,7 +25,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test test-fast lint models clean-models bench help install uninstall kserve-venv \
-	tf-venv
+	tf-venv clients-venv
 
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
@@ -99,3 +99,14 @@ kserve-venv:
 	.venv-kserve/bin/python -m pip install --quiet 'kserve>=0.21,<0.22'
 	.venv-kserve/bin/python -m pip install --quiet --no-deps -e .
 	.venv-kserve/bin/python -m pip install --quiet onnxruntime numpy pillow flask waitress gpiozero zeroconf
+
+# The client libraries home and camera software uses to reach a "local AI server", from PyPI,
+# in a virtualenv of their own (they pin old packages and are never the box's dependencies):
+# tests/test_compat_clients.py runs them there against a live server, and skips without it.
+# deepstack-sdk declares no dependencies it can install today: its real imports come beside it.
+CLIENTS_VENV ?= .venv-clients
+clients-venv:
+	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet 'deepstack-python==0.9' 'pydoods==1.0.2' \
+		pyzmq requests pillow numpy opencv-python-headless matplotlib validators
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet --no-deps 'deepstack-sdk==0.2.1'
