@@ -2,8 +2,9 @@
 ZeroMQ REQ/REP, as `frigate/detectors/plugins/zmq_ipc.py` speaks it.
 
 - Handshake: one JSON frame `{"model_request": true, "model_name": ...}` answered
-  `{"model_available", "model_loaded"}`: true when the bundle Frigate names (its model file's
-  name without the extension) or else `compat.detection_model` is serving.
+  `{"model_available", "model_loaded", "model"}`: true when `compat.detection_model` is
+  serving. Frigate's model name is not honoured: its inference requests carry no name, and
+  a REP socket cannot tell which peer shook hands, so every request runs that one bundle.
 - Model upload (`{"model_data": true}` plus ONNX bytes): always refused with the reason. The
   box never loads a model a network peer sends; its owner installs bundles.
 - Inference: `[{"shape", "dtype"}, C-order tensor bytes]`, Frigate's own model input (one
@@ -213,27 +214,16 @@ class ZmqDetector:
                          500)
 
     def _handshake(self, header: dict[str, Any]) -> Reply:
-        name = self._model_for(header.get("model_name"))
+        name = self.services.settings.compat.detection_model
         loaded = name in self.services.registry.runners()
         if loaded:
             log.info("Frigate's zmq detector asked for %r: %s answers it",
-                     header.get("model_name"), name)
+                     str(header.get("model_name"))[:100], name)
         return Reply([_json({"model_available": loaded, "model_loaded": loaded,
                              "model": name})], 200 if loaded else 503)
 
-    def _model_for(self, asked: Any) -> str:
-        """The bundle Frigate's model name means: the detect bundle of that name (without
-        its extension) when one serves, else compat.detection_model."""
-        runners = self.services.registry.runners()
-        if isinstance(asked, str):
-            stem = Path(asked).name.rsplit(".", 1)[0]
-            found = runners.get(stem)
-            if found is not None and found.bundle.manifest.task == "detect":
-                return stem
-        return self.services.settings.compat.detection_model
-
     def _detect(self, header: dict[str, Any], data: bytes) -> Reply:
-        name = self._model_for(header.get("model_name"))
+        name = self.services.settings.compat.detection_model
         runner = compat.runner(self.services.registry, name, ("detect",), "the zmq detector")
         image = _picture(header, data)
         answer = pipeline.infer_image(runner, image, {"threshold": str(MIN_SCORE)})

@@ -171,7 +171,7 @@ def test_pydoods(box):
     assert crowd and {d["label"] for d in crowd} == {"person"}
     assert all(d["confidence"] >= 50 for d in crowd)
     _raised(results, "detect no-such-model", "404 Client Error")
-    _raised(results, "detect not an image", "415 Client Error")
+    _raised(results, "detect not an image", "415 Client Error")  # DOODS keeps 415
 
 
 def _frigate_input(data: bytes) -> np.ndarray:
@@ -234,7 +234,7 @@ HTTP_CASES = [  # (what, path, picture, form, status); the picture in field "ima
     ("detection, min_confidence abc", "/v1/vision/detection", "photo",
      {"min_confidence": "abc"}, 400),
     ("detection, 1x1 image", "/v1/vision/detection", "1x1", {}, 200),
-    ("detection, not an image", "/v1/vision/detection", "junk", {}, 415),
+    ("detection, not an image", "/v1/vision/detection", "junk", {}, 400),
     ("detection, wrong api_key", "/v1/vision/detection", "photo", {"api_key": "x"}, 401),
     ("detection, no api_key", "/v1/vision/detection", "photo", {"api_key": None}, 401),
     ("custom, unknown model", "/v1/vision/custom/no-such-model", "photo", {}, 404),

@@ -93,8 +93,8 @@ def test_no_image_is_400_naming_the_field(client):
     assert "form field 'image'" in _error(raw, 400)
 
 
-def test_not_an_image_is_415_in_deepstacks_shape(client):
-    assert "image" in _error(_post(client, "/v1/vision/detection", b"not a picture"), 415)
+def test_not_an_image_is_deepstacks_400(client):
+    assert "image" in _error(_post(client, "/v1/vision/detection", b"not a picture"), 400)
 
 
 def test_a_one_pixel_image_is_answered(client):

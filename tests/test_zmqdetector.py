@@ -76,10 +76,20 @@ def test_the_handshake_names_the_serving_model(peer):
         assert reply == {"model_available": True, "model_loaded": True, "model": "crowd"}
 
 
-def test_a_named_detect_bundle_answers_for_itself(peer):
+def test_the_handshake_and_inference_agree_on_the_model(peer, services):
+    """Frigate's inference requests carry no model name: naming another bundle in the
+    handshake must not promise what inference will not run."""
     reply = json.loads(_ask(peer, b'{"model_request": true, "model_name": "tiny-faces.onnx"}')
                        [0])
-    assert reply["model"] == "tiny-faces"
+    assert reply["model"] == "crowd"
+    _ask(peer, *_tensor((1, 16, 16, 3)))
+    assert services.metrics.requests("crowd", 200) == 1
+
+
+def test_the_handshake_says_when_the_model_is_not_serving(peer, services):
+    services.settings.compat.detection_model = "not-installed"
+    reply = json.loads(_ask(peer, b'{"model_request": true, "model_name": "x.onnx"}')[0])
+    assert reply["model_available"] is False and reply["model_loaded"] is False
 
 
 def test_tensors_in_twenty_rows_out_in_frigates_ids(peer):

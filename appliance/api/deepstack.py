@@ -19,7 +19,7 @@ from flask import Blueprint, jsonify, request
 from appliance import __version__, compat, pipeline
 from appliance.api.admission import admitted
 from appliance.api.common import services
-from appliance.errors import ApplianceError, BadRequest, NotProvided
+from appliance.errors import ApplianceError, BadRequest, NotProvided, UnsupportedMedia
 
 bp = Blueprint("deepstack", __name__, url_prefix="/v1")
 DEFAULT_MIN_CONFIDENCE = 0.45  # DeepStack's own default (CodeProject.AI's is 0.4)
@@ -163,8 +163,11 @@ def _prediction(found: compat.Detection) -> dict:
 
 def _run(runner, data: bytes, query: dict) -> pipeline.Answer:
     svc = services()
-    return pipeline.infer(runner, data, query, svc.settings.imaging.max_pixels,
-                          budget=svc.decodes)
+    try:
+        return pipeline.infer(runner, data, query, svc.settings.imaging.max_pixels,
+                              budget=svc.decodes)
+    except UnsupportedMedia as exc:  # DeepStack's 400 ("Invalid image" to its SDK)
+        raise BadRequest(exc.message) from None
 
 
 def _about(runner, answer: pipeline.Answer, started: float) -> dict:
