@@ -181,7 +181,7 @@ class Compat:
                                    "first (Frigate's detector fails on a 21st)")
     zmq_endpoint: str = setting("", "Frigate's remote detector (type zmq) listens here, e.g. "
                                 "tcp://0.0.0.0:5555; empty: off. Needs pyzmq (the zmq "
-                                "extra). It has no token: bind it to a trusted network")
+                                "extra). Its protocol has no token: see compat.zmq_allow")
     zmq_labelmap: str = setting("", "Frigate's labelmap file (lines 'ID NAME') the zmq "
                                 "detector answers in; empty: Frigate's default COCO map")
     zmq_allow: str = setting("", "addresses that may use the zmq detector (comma "
