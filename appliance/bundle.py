@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import head as heads
 from appliance import tasks
 from appliance.errors import BundleError
 from appliance.schema import Field, list_of, one_of, positive, text_problem, validate
@@ -37,6 +38,8 @@ MAX_AREA = 2048 * 2048
 MAX_LABELS_BYTES = 1 << 20
 MAX_LABELS = 100_000
 MAX_LABEL_LENGTH = 200
+# A taught model's head (classify `output.head`): 1000 classes of 1280 numbers are 5 MB.
+MAX_HEAD_BYTES = 32 << 20
 
 
 def _name(value: str) -> str | None:
@@ -157,6 +160,7 @@ class Bundle:
     path: Path
     manifest: Manifest
     labels: list[str]
+    head: heads.Head | None = None  # a taught classifier's class means (output.head)
 
     @property
     def name(self) -> str:
@@ -281,7 +285,8 @@ def read(path: str | os.PathLike, verify: bool = True) -> Bundle:
         if verify:
             verify_sha256(path, graph["sha256"], f"graphs.{name}.sha256")
     labels = _read_labels(folder, manifest)
-    return Bundle(path=folder, manifest=manifest, labels=labels)
+    head = _read_head(folder, manifest, labels, verify)
+    return Bundle(path=folder, manifest=manifest, labels=labels, head=head)
 
 
 def _read_json(path: Path) -> Any:
@@ -331,6 +336,34 @@ def _read_labels(folder: Path, manifest: Manifest) -> list[str]:
             from None
     _check_labels(labels, where)
     return labels
+
+
+def _read_head(folder: Path, manifest: Manifest, labels: list[str],
+               verify: bool) -> heads.Head | None:
+    """The head named by `output.head`, its size capped and sha256 checked before it is
+    read, its arrays checked against the labels (one per class, then the unknown label)."""
+    name = manifest.output.get("head", "")
+    if not name:
+        return None
+    path = folder / name
+    _check_regular(path, folder, "output.head")
+    where = f"{folder.name}/{name}"
+    size = path.stat().st_size
+    if size > MAX_HEAD_BYTES:
+        raise BundleError(f"{where}: {size:,} bytes, over the {MAX_HEAD_BYTES:,} byte limit "
+                          "for a head")
+    if verify:
+        verify_sha256(path, manifest.output["head_sha256"], "output.head_sha256")
+    try:
+        head = heads.load(path)
+    except ValueError as exc:
+        raise BundleError(f"{where}: {exc}") from None
+    unknown = manifest.output["unknown"]
+    if len(labels) != head.classes + 1 or labels[-1] != unknown:
+        raise BundleError(f"{where}: {head.classes} class means need {head.classes + 1} "
+                          f"labels, the classes' then {unknown!r} (output.unknown); the "
+                          f"labels file has {len(labels)}")
+    return head
 
 
 def _check_labels(labels: list[str], where: str) -> None:

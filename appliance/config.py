@@ -190,6 +190,25 @@ class Compat:
 
 
 @dataclass
+class Teach:
+    embedder: str = setting("lite0-embed", "the embed bundle a new taught model learns "
+                            "with (its graph is copied into the taught model)")
+    max_examples: int = setting(1000, "most example photos one taught model keeps (more: "
+                                "507)")
+    max_classes: int = setting(100, "most classes one taught model has (more: 507)")
+    threshold: float = setting(-1.0, "similarity under which a taught model answers 'none "
+                               "of these' (0 to 1); -1: learnt from the examples' spread")
+    unknown_label: str = setting("unknown", "the label a taught model answers for 'none "
+                                 "of these'")
+    author: str = setting("the owner of this box", "a new taught model's author when the "
+                          "request names none (field author)")
+    license: str = setting("LicenseRef-All-Rights-Reserved", "a new taught model's licence "
+                           "when the request names none (field license)")
+    wait_s: float = setting(10.0, "how long a change waits for the model's running fit "
+                            "before answering 409")
+
+
+@dataclass
 class Settings:
     server: Server = field(default_factory=Server)
     models: Models = field(default_factory=Models)
@@ -202,6 +221,7 @@ class Settings:
     buttons: Buttons = field(default_factory=Buttons)
     discovery: Discovery = field(default_factory=Discovery)
     compat: Compat = field(default_factory=Compat)
+    teach: Teach = field(default_factory=Teach)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -371,6 +391,13 @@ def _check_ranges(settings: Settings) -> None:
         ("standalone.max_fps", settings.standalone.max_fps > 0, "above 0"),
         ("display.width", settings.display.width >= 16, "at least 16"),
         ("display.height", settings.display.height >= 16, "at least 16"),
+        ("teach.max_examples", settings.teach.max_examples >= 1, "at least 1"),
+        ("teach.max_classes", 2 <= settings.teach.max_classes <= 1000, "2 to 1000"),
+        ("teach.threshold", settings.teach.threshold == -1
+         or 0 <= settings.teach.threshold <= 1, "-1, or 0 to 1"),
+        ("teach.unknown_label", 1 <= len(settings.teach.unknown_label) <= 64
+         and "/" not in settings.teach.unknown_label, "1-64 characters without '/'"),
+        ("teach.wait_s", settings.teach.wait_s >= 0, "0 or more"),
         ("compat.max_predictions", 1 <= settings.compat.max_predictions <= 1000,
          "1 to 1000"),
     ]

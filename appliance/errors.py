@@ -104,6 +104,14 @@ class Forbidden(ApplianceError, PermissionError):
     code = "forbidden"
 
 
+class Conflict(ApplianceError, RuntimeError):
+    """The request clashes with the box's state (a fit already running, a name taken)."""
+
+    status = 409
+    code = "conflict"
+    exit_code = 2
+
+
 class TooManyRequests(ApplianceError, RuntimeError):
     """This client sent more than its share; it should wait the Retry-After seconds."""
 

@@ -9,6 +9,7 @@ serving and is listed as failed until it is removed, reinstalled or the box rest
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -38,6 +39,12 @@ class Failure:
 
     name: str
     error: str
+
+
+def _model_hashes(found: bundles.Bundle) -> dict[str, str]:
+    """The sha256 of each model file of a bundle, by its manifest field."""
+    return {"model": found.manifest.model["sha256"],
+            **{name: graph["sha256"] for name, graph in found.manifest.graphs.items()}}
 
 
 class Registry:
@@ -97,29 +104,56 @@ class Registry:
         .NAME.last-good until the next install. Returns the runner and whether it replaced
         one. Raises BundleError/ModelLoadError, with the previous version still serving."""
         with self._install_lock:
-            dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
-            replaced = dest.exists()
+            return self._install(folder, name)
+
+    def refresh(self, folder: Path, name: str) -> tuple[Runner, bool]:
+        """Swap in a bundle folder whose model files are byte for byte those `name` already
+        runs (a taught model's new head and labels): its runner keeps its sessions and
+        serves the new manifest, labels and head from the next request on, in milliseconds
+        where an install takes a new session and a warm-up. Anything else (new model files,
+        or `name` not serving) is an install. Returns as `install`; raises BundleError."""
+        with self._install_lock:
+            runner = self.runners().get(name)
+            fresh = bundles.read(folder)
+            if runner is None or _model_hashes(fresh) != _model_hashes(runner.bundle) \
+                    or fresh.name != name:
+                return self._install(folder, name)
+            dest = self._swap(folder, name)
+            runner.bundle = dataclasses.replace(fresh, path=dest)
+            return runner, True
+
+    def _swap(self, folder: Path, name: str) -> Path:
+        """Rename `folder` to NAME, the current one to .NAME.last-good (a start after a cut
+        between the two renames puts that back)."""
+        dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
+        if dest.exists():
+            shutil.rmtree(kept, ignore_errors=True)
+            dest.rename(kept)
+        folder.rename(dest)
+        fsync_dir(self.models_dir)
+        return dest
+
+    def _install(self, folder: Path, name: str) -> tuple[Runner, bool]:
+        """Swap `folder` in and open it (the install lock held)."""
+        dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
+        replaced = dest.exists()
+        self._swap(folder, name)
+        try:
+            runner = self._open(dest)
+        except ApplianceError:
+            shutil.rmtree(dest, ignore_errors=True)
             if replaced:
-                shutil.rmtree(kept, ignore_errors=True)
-                dest.rename(kept)
-            folder.rename(dest)
-            fsync_dir(self.models_dir)
-            try:
-                runner = self._open(dest)
-            except ApplianceError:
-                shutil.rmtree(dest, ignore_errors=True)
-                if replaced:
-                    kept.rename(dest)
-                raise
-            with self._lock:
-                old = self._runners.get(name)
-                self._runners[name] = runner
-                self._failures.pop(name, None)
-            if old is not None:
-                old.close()  # after the requests it already holds
-            if not self._active:
-                self._active = name
-            return runner, replaced
+                kept.rename(dest)
+            raise
+        with self._lock:
+            old = self._runners.get(name)
+            self._runners[name] = runner
+            self._failures.pop(name, None)
+        if old is not None:
+            old.close()  # after the requests it already holds
+        if not self._active:
+            self._active = name
+        return runner, replaced
 
     def remove(self, name: str) -> None:
         """Stop serving `name` and delete its folder. Raises NotFound."""

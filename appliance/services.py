@@ -31,6 +31,7 @@ class Services:
     push_camera: Any = None  # a PushCamera when camera.kind is push
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
     decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
+    teacher: Any = None  # the taught models' examples and fits (appliance.teach)
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Any = field(default=lambda: 0)
@@ -52,8 +53,11 @@ class Services:
         limiter = RateLimiter(settings.auth.rate_per_minute, settings.auth.burst)
         decodes = DecodeBudget(settings.imaging.max_decoding_mb * MB,
                                settings.imaging.max_decode_mb * MB)
+        from appliance.teach import Teacher
+
         return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
-                   limiter=limiter, decodes=decodes)
+                   limiter=limiter, decodes=decodes,
+                   teacher=Teacher(settings, registry, decodes))
 
     def start(self, background: bool = True) -> None:
         """Load the models, in a background thread unless `background` is False."""

@@ -63,7 +63,9 @@ SERVED = {"/v1/events": 404, "/v1/kiosk/frame.jpg": 404, "/v1/vision/face/recogn
 OPEN = {"health.healthz", "health.readyz", "openapi.openapi_json", "web.index", "web.static",
         "kiosk.kiosk_page", "v2.server_metadata", "v2.live", "v2.ready",
         "deepstack.update_available"}
-ADMIN_ROUTES = {"models.install", "models.remove", "models.activate"}
+ADMIN_ROUTES = {"models.install", "models.remove", "models.activate", "teach.add_example",
+                "teach.list_examples", "teach.list_class", "teach.delete_class",
+                "teach.delete_example"}
 IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 
 

@@ -305,3 +305,76 @@ def test_a_charset_with_a_character_splitlines_splits_on_is_kept_or_refused(tmp_
         assert "labels.txt: line 2 has a newline or control character" in exc.message
         return
     assert found.labels == charset
+
+
+def _headed(folder, name="taught", means=None, labels=("a", "b", "unknown"), **output):
+    """A classify bundle over the tiny embedder with a head of `means` (2 x 3 by default)."""
+    import hashlib
+
+    import numpy as np
+
+    from appliance import head as heads
+
+    means = np.eye(2, 3, dtype=np.float32) if means is None else means
+    data = heads.Head(means, 0.5, 0.05).to_bytes()
+    spec = {"labels": "labels.txt", "activation": "softmax", "top_k": 3, "head": "head.npz",
+            "head_sha256": hashlib.sha256(data).hexdigest(), "unknown": "unknown", **output}
+    scratch = folder / "embed.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    import onnx
+
+    onnx.save(tiny.embed_model(), scratch)
+    return bundles.write(folder / name, tiny.manifest(name, "classify", output=spec), scratch,
+                         labels=list(labels), extras={"head.npz": data})
+
+
+def test_a_head_is_read_with_its_bundle(tmp_path):
+    found = _headed(tmp_path)
+    assert found.head is not None and found.head.classes == 2
+    assert found.labels[-1] == "unknown"
+
+
+def test_a_changed_head_fails_its_sha256(tmp_path):
+    _headed(tmp_path)
+    path = tmp_path / "taught" / "head.npz"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match=r"taught/head.npz: sha256 is .* the manifest's "
+                                          r"output.head_sha256 says"):
+        bundles.read(tmp_path / "taught")
+
+
+def test_a_missing_head_is_named(tmp_path):
+    _headed(tmp_path)
+    (tmp_path / "taught" / "head.npz").unlink()
+    with pytest.raises(BundleError, match=r"taught/head.npz: missing; manifest.json.output.head"):
+        bundles.read(tmp_path / "taught")
+
+
+def test_head_and_labels_must_agree(tmp_path):
+    with pytest.raises(BundleError, match=r"2 class means need 3 labels, the classes' then "
+                                          r"'unknown' \(output.unknown\); the labels file has 4"):
+        _headed(tmp_path, labels=("a", "b", "c", "unknown"))
+    with pytest.raises(BundleError, match="need 3 labels"):
+        _headed(tmp_path, labels=("a", "b", "none"))
+
+
+def test_a_head_sha256_is_required_and_only_with_a_head(tmp_path):
+    with pytest.raises(BundleError, match="output.head_sha256: must be the head file's sha256"):
+        _headed(tmp_path, head_sha256="")
+    with pytest.raises(BundleError, match="output.head_sha256: given without a head file"):
+        _headed(tmp_path, head="")
+    with pytest.raises(BundleError, match="output.head: must be a plain file name"):
+        _headed(tmp_path, head="../head.npz")
+
+
+def test_an_oversized_head_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundles, "MAX_HEAD_BYTES", 100)
+    with pytest.raises(BundleError, match="over the 100 byte limit for a head"):
+        _headed(tmp_path)
+
+
+def test_a_head_that_is_not_a_head_is_refused(tmp_path):
+    import numpy as np
+
+    with pytest.raises(BundleError, match="taught/head.npz: is not a head|means has shape"):
+        _headed(tmp_path, means=np.zeros((0, 3), np.float32))

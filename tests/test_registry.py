@@ -190,3 +190,22 @@ def _raised(run):
     except Exception as exc:
         return type(exc)
     return None
+
+
+def test_refresh_keeps_the_sessions_when_only_labels_and_head_change(tmp_path, models_dir):
+    import shutil
+
+    with _registry(tmp_path, models_dir) as registry:
+        registry.load_all()
+        runner = registry.get("tiny-classify")
+        staged = tmp_path / "staged"
+        tiny.write_bundle(staged, "tiny-classify", labels=["rot", "grün", "blau", "dunkel"])
+        swapped, replaced = registry.refresh(staged / "tiny-classify", "tiny-classify")
+        assert swapped is runner and replaced  # the same sessions
+        assert registry.get("tiny-classify").bundle.labels[0] == "rot"
+        assert runner.bundle.path == models_dir / "tiny-classify"
+        assert (models_dir / ".tiny-classify.last-good").is_dir()  # as an install keeps it
+        shutil.rmtree(staged)
+        tiny.write_bundle(staged, "tiny-classify", "classify", tiny.slow_classify_model(1))
+        installed, _ = registry.refresh(staged / "tiny-classify", "tiny-classify")
+        assert installed is not runner  # a new graph: an install, with its own sessions

@@ -29,3 +29,14 @@ def test_failure_leaves_the_old_file(tmp_path):
         write_text_atomic(tmp_path / "file" / "inside", "new")  # parent is a file
     assert read_text(tmp_path / "file") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_write_bytes_atomic_replaces_whole_files_and_leaves_no_temporary(tmp_path):
+    from appliance.storage import write_bytes_atomic
+
+    path = tmp_path / "deep" / "x.bin"
+    write_bytes_atomic(path, b"\x00first")
+    write_bytes_atomic(path, b"\xffsecond", mode=0o600)
+    assert path.read_bytes() == b"\xffsecond"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["x.bin"]

@@ -13,6 +13,7 @@ from appliance.api import (
     kiosk,
     models,
     openapi,
+    teach,
     v2,
     web,
 )
@@ -30,6 +31,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     errors.register(app)
     admission.register(app)
     for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp, deepstack.bp,
-                      doods.bp):
+                      doods.bp, teach.bp):
         app.register_blueprint(blueprint)
     return app

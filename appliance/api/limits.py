@@ -39,6 +39,7 @@ BODY_KINDS: dict[str, str] = {
     "deepstack.scene": IMAGE,
     "deepstack.alpr": IMAGE,
     "doods.detect": IMAGE,  # base64 in JSON: a third larger than the picture
+    "teach.add_example": IMAGE,  # one example photo
 }
 
 

@@ -61,7 +61,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token",
             403: "token lacks the scope, or a page of another site or a name that is not the "
                  "box's (server.allowed_hosts) sent the request",
-            404: "no such model", 413: "body or image too large", 415: "not an accepted image",
+            404: "no such model", 409: "a fit of this model is running, or the name is "
+                 "taken", 413: "body or image too large", 415: "not an accepted image",
             422: "the bundle cannot be served; the message says why",
             429: "too many requests from this client; see Retry-After",
             507: "the disk is full; nothing was installed",
@@ -193,6 +194,41 @@ def _compat_paths() -> dict[str, Any]:
     }
 
 
+CLASS = {"name": "cls", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "the class: 1-64 characters of one line, no '/'"}
+EXAMPLE = {"name": "example", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _teach_paths() -> dict[str, Any]:
+    """Teaching a taught model from example photos (admin; README: Teach the box)."""
+    admin = {"security": [{"bearer": []}]}
+    fields = [{"name": key, "in": "query", "required": False, "schema": {"type": "string"},
+               "description": f"the new model's {key} (also a form field)"}
+              for key in ("author", "license")]
+    refit = "the refit: serving, classes with their counts, report (leave-one-out)"
+    return {
+        "/v1/models/{name}/examples": {"get": {
+            "summary": "admin: a taught model's classes, counts and last report",
+            "parameters": [NAME], **admin,
+            "responses": {"200": _json("classes and report"), **_errors(401, 403, 404)}}},
+        "/v1/models/{name}/examples/{cls}": {
+            "post": {"summary": "admin: add an example photo to a class (the model and the "
+                                "class are created when new), refit and serve",
+                     "parameters": [NAME, CLASS, *fields], "requestBody": IMAGE_BODY, **admin,
+                     "responses": {"201": _json(refit),
+                                   **_errors(400, 401, 403, 409, 413, 415, 503, 507)}},
+            "get": {"summary": "admin: the ids of a class's examples",
+                    "parameters": [NAME, CLASS], **admin,
+                    "responses": {"200": _json("examples"), **_errors(401, 403, 404)}},
+            "delete": {"summary": "admin: remove a class and its examples, refit",
+                       "parameters": [NAME, CLASS], **admin,
+                       "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
+        "/v1/models/{name}/examples/{cls}/{example}": {"delete": {
+            "summary": "admin: remove one example, refit", "parameters": [NAME, CLASS, EXAMPLE],
+            **admin, "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
+    }
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     return {
@@ -247,6 +283,7 @@ def spec() -> dict[str, Any]:
                            "responses": {"200": _json("removed"), **_errors(401, 403, 404)}}},
             "/v1/models/{name}/infer": _infer_op("run a model on one image", True),
             "/v1/infer": _infer_op("run the active model on one image", False),
+            **_teach_paths(),
             "/v1/models/{name}/activate": {"post": {
                 "summary": "admin: make a model the active one", "parameters": [NAME],
                 "security": [{"bearer": []}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,13 @@ from PIL import Image
 
 from appliance.schema import Field, one_of, positive
 from appliance.tasks.base import Context, Option, Result, Task, activate
+
+
+def _plain_file(value: str) -> str | None:
+    if value and ("/" in value or "\\" in value or value in (".", "..") or value.startswith(".")):
+        return "must be a plain file name inside the bundle"
+    return None
+
 
 # On a small unlabeled held-out set, top-1 flips between near-tied classes are noise (a crop
 # of grass is 7% "lawn mower" and 6% "hay"), so the gate's strict check is on the images the
@@ -30,6 +38,12 @@ class Classify(Task):
                             default="softmax"),
         "top_k": Field(int, required=False, check=positive, default=5),
         "tensor": Field(str, required=False, default=""),
+        # A taught model (appliance.teach): the graph gives an embedding, the head file
+        # (numpy arrays: appliance.head) holds the class means; scores are the softmax of
+        # cosine similarities, and the last label, `unknown`, answers "none of these".
+        "head": Field(str, required=False, default="", check=_plain_file),
+        "head_sha256": Field(str, required=False, default=""),
+        "unknown": Field(str, required=False, default="unknown", max_length=64),
     }
     needs_labels = True
     options = (Option("top_k", int, "how many labels, best first", low=1, high=_classes,
@@ -39,11 +53,22 @@ class Classify(Task):
         "score": {"type": "number"}}}}}
     gate = {"top1_agreement_confident": 0.95, "top1_agreement": 0.75, "top5_overlap": 0.8}
 
+    def check_output(self, spec: Mapping[str, Any]) -> str | None:
+        """A head needs its sha256 and a sha256 needs a head."""
+        if spec["head"] and not re.fullmatch(r"[0-9a-f]{64}", spec["head_sha256"]):
+            return "head_sha256: must be the head file's sha256, 64 lowercase hex digits"
+        if spec["head_sha256"] and not spec["head"]:
+            return "head_sha256: given without a head file (output.head)"
+        return None
+
     def postprocess(self, outputs: list[np.ndarray], ctx: Context) -> Result:
-        """Turn logits into the top-k labels, best first."""
+        """Turn logits (or, with a head, the embedding) into the top-k labels, best first."""
         bundle = ctx.bundle
-        scores = activate(np.asarray(ctx.output(outputs), dtype=np.float32).reshape(-1),
-                          bundle.manifest.output["activation"])
+        values = np.asarray(ctx.output(outputs), dtype=np.float32).reshape(-1)
+        if bundle.head is not None:
+            scores = bundle.head.probabilities(values)
+        else:
+            scores = activate(values, bundle.manifest.output["activation"])
         top_k = min(ctx.opts["top_k"], scores.size)
         best = np.argpartition(-scores, top_k - 1)[:top_k]
         best = best[np.argsort(-scores[best], kind="stable")]
