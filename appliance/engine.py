@@ -32,6 +32,7 @@ import numpy as np
 from appliance.deadlines import Deadlines, Ticket
 from appliance.errors import Busy, DeadlineExceeded, ModelRunError, Unavailable
 from appliance.sessions import (
+    Plans,
     check_signature,
     cpu_count,
     create_session,
@@ -76,7 +77,8 @@ class Runner:
 
     def __init__(self, bundle: Bundle, settings: Models, session=None,
                  deadlines: Deadlines | None = None,
-                 on_overrun: Callable[[Runner], None] | None = None) -> None:
+                 on_overrun: Callable[[Runner], None] | None = None,
+                 plans: Plans | None = None) -> None:
         self.bundle = bundle
         self.settings = settings
         self._own_deadlines = deadlines is None
@@ -85,7 +87,7 @@ class Runner:
         self.overruns = 0  # runs stopped at their deadline
         try:
             self.sessions, self.idle_session = ([session], None) if session is not None \
-                else open_sessions(bundle, settings, self._deadlines)
+                else open_sessions(bundle, settings, self._deadlines, plans)
             # The bundle's other graphs: one session each on every core, without an arena
             # (their inputs change size with every picture), run in the request's thread.
             self.graphs = {name: create_session(bundle.graph_path(name), settings,

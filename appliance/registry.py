@@ -23,10 +23,12 @@ from appliance.config import Settings
 from appliance.deadlines import Deadlines
 from appliance.engine import Runner
 from appliance.errors import ApplianceError, NotFound, Unavailable
+from appliance.sessions import Plans
 from appliance.storage import fsync_dir, read_text, write_text_atomic
 
 log = logging.getLogger(__name__)
 ACTIVE_FILE = "active-model"
+PLANS_FILE = "model-timing.json"  # each model's timing run, kept for later starts
 LAST_GOOD = ".last-good"
 # Runs stopped at their deadline before a model stops serving: one can be a slow moment of
 # the box, three are a model that takes a core for models.timeout_s on every such input.
@@ -54,6 +56,7 @@ class Registry:
         self.settings = settings
         self.models_dir = Path(settings.models.dir)
         self.state_dir = Path(settings.state.dir)
+        self.plans = Plans(self.state_dir / PLANS_FILE)
         self._runners: dict[str, Runner] = {}
         self._failures: dict[str, Failure] = {}
         self._lock = threading.Lock()
@@ -198,7 +201,7 @@ class Registry:
             raise bundles.BundleError(f"{folder.name}/manifest.json.name: is {bundle.name!r} "
                                       "but the folder is named differently; rename one")
         runner = Runner(bundle, self.settings.models, deadlines=self._deadlines,
-                        on_overrun=self._overran)
+                        on_overrun=self._overran, plans=self.plans)
         if self.settings.models.warmup:
             try:
                 runner.warm_up()

@@ -3,11 +3,14 @@ choice, and the check that the model's input is the one its manifest describes."
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -138,8 +141,61 @@ def shared_arena() -> bool:
     return True
 
 
-def open_sessions(bundle: Bundle, settings: Models,
-                  deadlines: Deadlines) -> tuple[list, object | None]:
+class Plans:
+    """What each model's timing run measured, kept in the state directory, so later starts
+    of the same model file on the same machine serve it the same way without measuring it
+    again: the timing took 0.36-0.42 s of the default bundles' 1.9-2.2 s load, and a model
+    near BIG_MODEL_MS (cutout: 8.6-10.1 ms) was served one way or the other with the load of
+    the moment. A file that is missing, unreadable or not a plan is ignored (measured
+    anew); one that cannot be written (read-only state) leaves the box measuring each
+    start."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._runs = self._read()
+
+    def _read(self) -> dict[str, float]:
+        from appliance.storage import read_text
+
+        text = read_text(self.path) if self.path is not None else None
+        try:
+            found = json.loads(text) if text else {}
+        except ValueError:
+            found = {}
+        if not isinstance(found, dict):
+            return {}
+        return {k: float(v) for k, v in found.items()
+                if isinstance(k, str) and isinstance(v, int | float) and math.isfinite(v)}
+
+    @staticmethod
+    def key(bundle: Bundle, settings: Models) -> str:
+        """The model file, the cores, onnxruntime's version and the providers: a plan holds
+        only while none of them changes."""
+        import onnxruntime as ort
+
+        return (f"{bundle.manifest.model['sha256']}:{cpu_count()}:{ort.__version__}:"
+                f"{settings.providers}")
+
+    def run_ms(self, key: str) -> float | None:
+        """The measured run time for `key`, or None."""
+        return self._runs.get(key)
+
+    def keep(self, key: str, ms: float) -> None:
+        """Remember `ms` for `key` (written at once, atomically; a failure is logged)."""
+        from appliance.storage import write_text_atomic
+
+        self._runs[key] = round(ms, 3)
+        if self.path is None:
+            return
+        try:
+            write_text_atomic(self.path, json.dumps(self._runs, indent=1, sort_keys=True))
+        except OSError as exc:
+            log.warning("cannot keep the models' timing in %s (%s): each start measures "
+                        "them again", self.path, exc)
+
+
+def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
+                  plans: Plans | None = None) -> tuple[list, object | None]:
     """The plain sessions that serve the queue, and the idle session (or None).
 
     A request that finds a small model idle runs at once in its own thread on the idle
@@ -147,7 +203,8 @@ def open_sessions(bundle: Bundle, settings: Models,
     queue and the plain sessions (one thread each, no spinning) take over, leaving the CPU to
     decoding and the web server. A big model (a run of BIG_MODEL_MS or more on every core)
     gains little from spinning and a second copy of its activations costs tens of MB, so it
-    gets one session on every core that serves everything.
+    gets one session on every core that serves everything. `plans` holds the timing of an
+    earlier start (measured now and kept where it has none).
     Raises ModelLoadError (also when the timing runs pass models.timeout_s) or BundleError.
     """
     path, cores = bundle.model_path, cpu_count()
@@ -157,10 +214,18 @@ def open_sessions(bundle: Bundle, settings: Models,
         return [create_session(path, settings, threads=cores, spin=False, arena=False)], None
     if not settings.idle_session or cores == 1:
         return [create_session(path, settings) for _ in range(session_count(settings))], None
-    probe = create_session(path, settings, threads=cores, spin=False)
-    if _run_ms(probe, bundle, deadlines, settings.timeout_s) >= BIG_MODEL_MS:
-        return [probe], None
-    del probe
+    key = Plans.key(bundle, settings) if plans is not None else ""
+    known = plans.run_ms(key) if plans is not None else None
+    if known is None:
+        probe = create_session(path, settings, threads=cores, spin=False)
+        known = _run_ms(probe, bundle, deadlines, settings.timeout_s)
+        if plans is not None:
+            plans.keep(key, known)
+        if known >= BIG_MODEL_MS:
+            return [probe], None
+        del probe
+    elif known >= BIG_MODEL_MS:
+        return [create_session(path, settings, threads=cores, spin=False)], None
     plain = [create_session(path, settings) for _ in range(session_count(settings))]
     return plain, create_session(path, settings, threads=cores, spin=True)
 

@@ -1,5 +1,7 @@
 """onnxruntime sessions: providers, threads per session, and the model's signature."""
 
+import json
+
 import pytest
 
 from appliance import config, sessions
@@ -116,3 +118,55 @@ def test_a_refused_shared_arena_leaves_each_session_its_own(monkeypatch, caplog)
     assert sessions.shared_arena.__wrapped__() is False
     assert caplog.messages == ["onnxruntime refused a shared CPU arena (an allocator is "
                                "registered already): each session keeps its own"]
+
+
+def _open(bundle, plans, monkeypatch, ms=None):
+    """open_sessions on 2 cores with the idle session; `ms` fakes the timing run (None:
+    a timing run must not happen)."""
+    from appliance.deadlines import Deadlines
+
+    def timing(*_args):
+        if ms is None:
+            raise AssertionError("the timing run ran although a plan was kept")
+        return ms
+
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sessions, "_run_ms", timing)
+    settings = config.load(env={}).models
+    with Deadlines() as deadlines:
+        return sessions.open_sessions(bundle, settings, deadlines, plans)
+
+
+@pytest.mark.parametrize("ms, plain, idle", [(2.0, 1, True), (50.0, 1, False)])
+def test_a_kept_timing_serves_the_model_the_same_way_without_measuring(
+        models_dir, tmp_path, monkeypatch, ms, plain, idle):
+    bundle = tiny.write_bundle(models_dir, "timed")
+    path = tmp_path / "state" / "model-timing.json"
+    first, first_idle = _open(bundle, sessions.Plans(path), monkeypatch, ms)
+    assert (len(first), first_idle is not None) == (plain, idle)
+    again, again_idle = _open(bundle, sessions.Plans(path), monkeypatch)  # no timing run
+    assert (len(again), again_idle is not None) == (plain, idle)
+    other = tiny.write_bundle(models_dir, "other", model=tiny.classify_model(batch=1),
+                              input={**tiny.manifest("x", "classify")["input"],
+                                     "dynamic_batch": False})
+    assert _open(other, sessions.Plans(path), monkeypatch, 3.0)  # another file: measured
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"a": "fast"}', ""])
+def test_a_damaged_timing_file_is_measured_anew(models_dir, tmp_path, monkeypatch, content):
+    bundle = tiny.write_bundle(models_dir, "timed")
+    path = tmp_path / "model-timing.json"
+    path.write_text(content, encoding="utf-8")
+    assert _open(bundle, sessions.Plans(path), monkeypatch, 2.0)
+    assert len(json.loads(path.read_text(encoding="utf-8"))) == 1
+
+
+def test_a_read_only_state_still_serves_and_says_so(models_dir, tmp_path, monkeypatch,
+                                                    caplog):
+    bundle = tiny.write_bundle(models_dir, "timed")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")
+    plans = sessions.Plans(blocked / "model-timing.json")  # its folder is a file
+    assert _open(bundle, plans, monkeypatch, 2.0)
+    assert "each start measures them again" in caplog.text
+    assert plans.run_ms(sessions.Plans.key(bundle, config.load(env={}).models)) == 2.0

@@ -3,9 +3,10 @@ each, and one model's latency over HTTP at one request at a time (the camera-sof
 `objects` on a 320x320 JPEG).
 
     python tools/bench_defaults.py [--models-dir models] [--model objects] [--size 320]
-                                   [--seconds 20] [--runs 3]
+                                   [--seconds 20] [--runs 3] [--state DIR]
 
-Each run starts a fresh `appliance serve` on a loopback port. Prints one line per run and a
+Each run starts a fresh `appliance serve` on a loopback port (with `--state`, on one state
+folder: the first run is a new box's first start, the others later starts). Prints one line per run and a
 JSON summary; nothing leaves this machine.
 """
 
@@ -51,12 +52,15 @@ def sign_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def one_run(models_dir: Path, model: str, size: int, seconds: float) -> dict:
-    """Start a server; time it to ready; one request to every bundle; RSS; latency."""
+def one_run(models_dir: Path, model: str, size: int, seconds: float,
+            state_dir: Path | None = None) -> dict:
+    """Start a server; time it to ready; one request to every bundle; RSS; latency.
+    `state_dir` kept between runs is a box that started before (its models' timing kept);
+    None: a new state folder each run, the first start of a new box."""
     # No rate limit: one client sends far more than a visitor would, on purpose.
     env = {"APPLIANCE_AUTH_RATE_PER_MINUTE": "0"}
-    with tempfile.TemporaryDirectory() as state, \
-            LiveServer(models_dir, Path(state), env=env) as server:
+    with tempfile.TemporaryDirectory() as fresh, \
+            LiveServer(models_dir, state_dir or Path(fresh), env=env) as server:
         server.wait_ready(120)
         ready_s = time.monotonic() - server.started
         names = [m["name"] for m in json.loads(get(server.url + "/v1/models")[1])["models"]]
@@ -81,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--state", type=Path, help="a state folder kept between runs (later "
+                        "starts of one box); default: a new one each run (first starts)")
     args = parser.parse_args(argv)
     runs = []
     for number in range(1, args.runs + 1):
-        run = one_run(args.models_dir, args.model, args.size, args.seconds)
+        run = one_run(args.models_dir, args.model, args.size, args.seconds, args.state)
         runs.append(run)
         print(f"run {number}: ready {run['ready_s']} s, RSS {run['rss_mb_after_one_each']} MB "
               f"after one request each, {args.model} {args.size}x{args.size} p50 "
