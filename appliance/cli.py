@@ -67,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--output", "-o", help="write here instead of printing")
     fleet.add_argument("--verbose", "-v", action="store_true", help="details")
 
+    verify = sub.add_parser("verify", help="whether a picture carries a box's Content "
+                            "Credentials (C2PA), which model made it, and whether it changed")
+    verify.add_argument("file", help="a PNG or JPEG")
+    verify.add_argument("--json", action="store_true", help="the whole report as JSON")
+    verify.add_argument("--verbose", "-v", action="store_true", help="details and tracebacks")
+
+    prov = sub.add_parser("provenance", help="the key that signs the box's results: show, "
+                          "rotate, or install your own")
+    _common(prov)
+    prov_sub = prov.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prov_sub.add_parser("show", help="the signer's certificate and where the box CA is")
+    prov_sub.add_parser("rotate", help="a new signing key from the box's CA (the service "
+                        "uses it after a restart)")
+    install_key = prov_sub.add_parser("install-key", help="sign with your own key and "
+                                      "certificate chain instead (after a restart)")
+    install_key.add_argument("key", help="the PEM private key")
+    install_key.add_argument("certs", help="the PEM certificate chain, the key's own first")
+
     doctor = sub.add_parser("doctor", help="check this machine for what serving needs, "
                             "each finding with its fix")
     _common(doctor)
@@ -270,9 +288,49 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from appliance.provenance import verify
+
+    report = verify(Path(args.file).read_bytes())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.file}: {report['message']}")
+        attribution = report.get("attribution") or {}
+        for key in ("author", "source", "license"):
+            if attribution.get(key):
+                print(f"  {key}: {attribution[key]}")
+    return 0 if report["signed"] and report["valid"] else 1
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from appliance import signkeys
+
+    settings = _settings(args)
+    state = settings.state.dir
+    if args.action == "rotate":
+        key = signkeys.rotate(state)
+    elif args.action == "install-key":
+        key = signkeys.install(state, args.key, args.certs)
+    else:
+        key = signkeys.load_or_make(state, settings.provenance.key_file,
+                                    settings.provenance.cert_file)
+    print(f"signer: {key.subject}\nissuer: {key.issuer}\nexpires: {key.expires}\n"
+          f"algorithm: {key.alg}\nfrom: {key.source}")
+    ca = signkeys.folder(state) / signkeys.CA_FILE
+    if args.action != "show":
+        print("restart the service (systemctl restart appliance) to sign with it")
+    if settings.provenance.key_file and args.action != "show":
+        print("note: provenance.key_file is set, and takes precedence over this key")
+    elif ca.exists():
+        print(f"the box CA's certificate (to trust this box's results): {ca}")
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
             "check-config": cmd_check_config, "doctor": cmd_doctor,
-            "discover": cmd_discover, "install": cmd_install, "fleet": cmd_fleet}
+            "discover": cmd_discover, "install": cmd_install, "fleet": cmd_fleet,
+            "verify": cmd_verify, "provenance": cmd_provenance}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -180,8 +180,8 @@ class Compat:
     max_predictions: int = setting(20, "most predictions a DeepStack route answers, best "
                                    "first (Frigate's detector fails on a 21st)")
     zmq_endpoint: str = setting("", "Frigate's remote detector (type zmq) listens here, e.g. "
-                                "tcp://0.0.0.0:5555; empty: off. Needs pyzmq (the zmq "
-                                "extra). Its protocol has no token: see compat.zmq_allow")
+                                "tcp://0.0.0.0:5555; empty: off. Its protocol has no "
+                                "token: see compat.zmq_allow")
     zmq_labelmap: str = setting("", "Frigate's labelmap file (lines 'ID NAME') the zmq "
                                 "detector answers in; empty: Frigate's default COCO map")
     zmq_allow: str = setting("", "addresses that may use the zmq detector (comma "
@@ -209,6 +209,17 @@ class Teach:
 
 
 @dataclass
+class Provenance:
+    enabled: bool = setting(True, "sign every picture the box makes with Content Credentials "
+                            "(C2PA: model, authors, licence, input hash) using the box's key; "
+                            "needs c2pa-python (the provenance extra)")
+    key_file: str = setting("", "PEM private key results are signed with, with cert_file; "
+                            "empty: the box's own, made in STATE/provenance on first start")
+    cert_file: str = setting("", "PEM certificate chain of key_file, the key's own "
+                             "certificate first")
+
+
+@dataclass
 class Settings:
     server: Server = field(default_factory=Server)
     models: Models = field(default_factory=Models)
@@ -222,6 +233,7 @@ class Settings:
     discovery: Discovery = field(default_factory=Discovery)
     compat: Compat = field(default_factory=Compat)
     teach: Teach = field(default_factory=Teach)
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -415,9 +427,9 @@ def _check_zmq(settings: Settings) -> None:
         raise ConfigError("setting 'compat.zmq_allow': Frigate's zmq detector sends no token, "
                           "so with auth.infer_token set the box needs the addresses allowed "
                           "to use it (e.g. the Frigate machine's IP address)")
-    if compat.zmq_endpoint and not compat.zmq_endpoint.startswith(("tcp://", "ipc://")):
+    if compat.zmq_endpoint and not compat.zmq_endpoint.startswith("tcp://"):
         raise ConfigError(f"setting 'compat.zmq_endpoint': {compat.zmq_endpoint!r} is not a "
-                          "tcp:// or ipc:// endpoint (e.g. tcp://0.0.0.0:5555)")
+                          "tcp:// endpoint (e.g. tcp://0.0.0.0:5555)")
 
 
 def _check_infer_token(token: str) -> None:

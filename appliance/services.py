@@ -32,6 +32,7 @@ class Services:
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
     decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
     teacher: Any = None  # the taught models' examples and fits (appliance.teach)
+    signer: Any = None  # signs result pictures (appliance.provenance); None: unsigned
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Any = field(default=lambda: 0)
@@ -53,11 +54,13 @@ class Services:
         limiter = RateLimiter(settings.auth.rate_per_minute, settings.auth.burst)
         decodes = DecodeBudget(settings.imaging.max_decoding_mb * MB,
                                settings.imaging.max_decode_mb * MB)
+        from appliance.provenance import open_signer
         from appliance.teach import Teacher
 
         return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
                    limiter=limiter, decodes=decodes,
-                   teacher=Teacher(settings, registry, decodes))
+                   teacher=Teacher(settings, registry, decodes),
+                   signer=open_signer(settings))
 
     def start(self, background: bool = True) -> None:
         """Load the models, in a background thread unless `background` is False."""
@@ -69,6 +72,8 @@ class Services:
     def close(self) -> None:
         self.stopping.set()
         self.registry.close()
+        if self.signer is not None:
+            self.signer.close()
 
     def __enter__(self) -> Services:
         return self

@@ -8,6 +8,7 @@ catches everything.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shlex
@@ -74,6 +75,7 @@ class Kiosk:
         self._seen = -1
         self._thumb: np.ndarray | None = None
         self._capture_wanted = False
+        self._made_by = None  # the bundle whose result is on the screen, for the capture's
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -218,6 +220,7 @@ class Kiosk:
         self.screen = screens.result(self.display.size, image, runner.bundle.manifest.task,
                                      answer.result.body, answer.result.image, self.caption(),
                                      hint, self.backdrop)
+        self._made_by = runner.bundle.manifest
         self.frames += 1
         self.latencies.append(self.clock() - captured)
         del self.latencies[:-200]
@@ -277,12 +280,29 @@ class Kiosk:
         path = self.gallery / f"capture-{time.strftime('%Y%m%d-%H%M%S')}-{self.shown:05d}.jpg"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as handle:
-            screen.save(handle, "JPEG", quality=92)
+            handle.write(self._signed_jpeg(screen))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(self.gallery)
         return path
+
+    def _signed_jpeg(self, screen: Image.Image) -> bytes:
+        """The capture as a JPEG, with the box's Content Credentials when provenance is on:
+        made here, by the model whose result is on the screen."""
+        from appliance import provenance
+
+        buffer = io.BytesIO()
+        screen.convert("RGB").save(buffer, "JPEG", quality=92)
+        data, made_by = buffer.getvalue(), self._made_by
+        if made_by is None or getattr(self.services, "signer", None) is None:
+            return data
+        claim = provenance.Claim(made_by.name, made_by.version, made_by.task,
+                                 made_by.attribution, None,
+                                 result_id=provenance.result_id(made_by.name, made_by.version,
+                                                                None, data),
+                                 source_type=provenance.COMPOSITE)
+        return provenance.stamp(self.services.signer, data, "image/jpeg", claim)
 
     def _gallery_pictures(self, limit: int = 8) -> list[Image.Image]:
         try:

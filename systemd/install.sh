@@ -51,7 +51,8 @@ install_venv() {
     return 0
   fi
   [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$root$PREFIX/src"
+  # With the provenance extra: results are signed by default (provenance.enabled).
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$root$PREFIX/src[provenance]"
   echo "$digest" > "$stamp"
   changed=1
   say "installed the appliance into $venv"

@@ -51,6 +51,7 @@ ROUTES = [
     ("POST", "/v1/vision/scene", {"data": {"image": (image_bytes, "a.jpg")}}, "tiny-classify"),
     ("POST", "/v1/vision/alpr", {"data": {"upload": (image_bytes, "a.jpg")}}, None),
     ("GET", "/doods/detectors", {}, None),
+    ("POST", "/v1/verify", {"data": {"image": (image_bytes, "a.jpg")}}, None),
     ("POST", "/doods/detect", {"json": {"data": base64.b64encode(image_bytes()).decode(),
                                         "detect": {"*": 50}}}, "tiny-faces"),
 ]

@@ -15,6 +15,7 @@ from appliance.api import (
     openapi,
     teach,
     v2,
+    verify,
     web,
 )
 from appliance.config import Settings
@@ -31,6 +32,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     errors.register(app)
     admission.register(app)
     for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp, deepstack.bp,
-                      doods.bp, teach.bp):
+                      doods.bp, teach.bp, verify.bp):
         app.register_blueprint(blueprint)
     return app

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import errno
+import hashlib
 import json
 import shutil
+import time
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import imaging, pipeline, safejson
+from appliance import imaging, pipeline, provenance, safejson
 from appliance import install as installer
 from appliance.api.admission import admitted
 from appliance.api.common import services
@@ -125,7 +128,10 @@ def _infer(runner) -> Response:
     data, options = _image_and_options()
     answer = pipeline.infer(runner, data, options, svc.settings.imaging.max_pixels,
                             on_image=svc.push_frame, budget=svc.decodes)
-    return _respond(answer, runner.bundle.manifest.attribution)
+    claim = provenance.Claim(answer.model, answer.version, runner.bundle.manifest.task,
+                             runner.bundle.manifest.attribution,
+                             hashlib.sha256(data).hexdigest(), imaging.sniff(data))
+    return _respond(answer, claim)
 
 
 def _image_and_options() -> tuple[bytes, dict[str, str]]:
@@ -176,25 +182,46 @@ def _json_image() -> tuple[bytes, dict]:
     return data, body
 
 
-def _respond(answer: Answer, attribution: dict[str, str]) -> Response:
+def _respond(answer: Answer, claim: provenance.Claim) -> Response:
+    """The task's answer: JSON (with attribution and a stable result_id), or the picture,
+    signed with the box's key when provenance is on."""
+    attribution = claim.attribution
     image = answer.result.image
     if image is None:
         body = answer.body()
+        body["result_id"] = provenance.json_result_id(answer.model, answer.version,
+                                                      claim.input_sha256, answer.result.body)
         body["attribution"] = attribution
         return jsonify(body)
     fmt = answer.options.get("format", "png")
+    data, mime, result_id = _signed(image, "png" if fmt == "json" else fmt, claim,
+                                    answer.timing_ms)
     if fmt == "json":
-        data, mime = imaging.encode(image, "png", attribution)
         body = answer.body()
-        body.update(attribution=attribution, mime=mime,
+        body.update(result_id=result_id, attribution=attribution, mime=mime,
                     image=base64.b64encode(data).decode("ascii"))
         return jsonify(body)
-    data, mime = imaging.encode(image, fmt, attribution)
     response = Response(data, mimetype=mime)
     # Manifest text may be anything (an em dash, Chinese, a newline, 200 KB): never raw.
     response.headers.update(text_headers("X-Model", f"{answer.model} {answer.version}"))
     response.headers.update(text_headers("X-Model-License", attribution.get("license", "")))
     response.headers.update(text_headers("X-Model-Author", attribution.get("author", "")))
+    response.headers["X-Result-Id"] = result_id
     response.headers["Server-Timing"] = ", ".join(
         f"{k};dur={v}" for k, v in answer.timing_ms.items())
     return response
+
+
+def _signed(image, fmt: str, claim: provenance.Claim,
+            timing_ms: dict[str, float]) -> tuple[bytes, str, str]:
+    """The picture encoded as `fmt`, the box's signature on it when provenance is on
+    (its time added to `timing_ms` as `sign`), and its result id."""
+    data, mime = imaging.encode(image, fmt, claim.attribution)
+    result_id = provenance.result_id(claim.model, claim.version, claim.input_sha256, data)
+    signer = services().signer
+    if signer is not None:
+        started = time.perf_counter()
+        data = provenance.stamp(signer, data, mime, dataclasses.replace(claim,
+                                                                        result_id=result_id))
+        timing_ms["sign"] = round((time.perf_counter() - started) * 1000, 3)
+    return data, mime, result_id

@@ -284,6 +284,13 @@ def spec() -> dict[str, Any]:
             "/v1/models/{name}/infer": _infer_op("run a model on one image", True),
             "/v1/infer": _infer_op("run the active model on one image", False),
             **_teach_paths(),
+            "/v1/verify": {"post": {
+                "summary": "whether a PNG or JPEG carries a box's Content Credentials (C2PA), "
+                           "whether its signature holds and whether the picture changed since",
+                "requestBody": IMAGE_BODY,
+                "responses": {"200": _json("signed, valid, tampered, from_box, trusted, the "
+                                           "model, attribution, box, made and a message"),
+                              **_errors(400, 413, 415, 503)}}},
             "/v1/models/{name}/activate": {"post": {
                 "summary": "admin: make a model the active one", "parameters": [NAME],
                 "security": [{"bearer": []}],
