@@ -180,8 +180,8 @@ class Compat:
     max_predictions: int = setting(20, "most predictions a DeepStack route answers, best "
                                    "first (Frigate's detector fails on a 21st)")
     zmq_endpoint: str = setting("", "Frigate's remote detector (type zmq) listens here, e.g. "
-                                "tcp://0.0.0.0:5555; empty: off. Needs pyzmq (the zmq "
-                                "extra). Its protocol has no token: see compat.zmq_allow")
+                                "tcp://0.0.0.0:5555; empty: off. Its protocol has no "
+                                "token: see compat.zmq_allow")
     zmq_labelmap: str = setting("", "Frigate's labelmap file (lines 'ID NAME') the zmq "
                                 "detector answers in; empty: Frigate's default COCO map")
     zmq_allow: str = setting("", "addresses that may use the zmq detector (comma "
@@ -427,9 +427,9 @@ def _check_zmq(settings: Settings) -> None:
         raise ConfigError("setting 'compat.zmq_allow': Frigate's zmq detector sends no token, "
                           "so with auth.infer_token set the box needs the addresses allowed "
                           "to use it (e.g. the Frigate machine's IP address)")
-    if compat.zmq_endpoint and not compat.zmq_endpoint.startswith(("tcp://", "ipc://")):
+    if compat.zmq_endpoint and not compat.zmq_endpoint.startswith("tcp://"):
         raise ConfigError(f"setting 'compat.zmq_endpoint': {compat.zmq_endpoint!r} is not a "
-                          "tcp:// or ipc:// endpoint (e.g. tcp://0.0.0.0:5555)")
+                          "tcp:// endpoint (e.g. tcp://0.0.0.0:5555)")
 
 
 def _check_infer_token(token: str) -> None:

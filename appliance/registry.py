@@ -271,7 +271,8 @@ class Registry:
         if not self._loaded.is_set():
             raise Unavailable("models are still loading: retry in a few seconds",
                               headers={"Retry-After": "2"})
-        raise NotFound(f"no model named {name!r}: installed models are "
+        shown = name if len(name) <= 80 else f"{name[:80]}..."  # never echo a 1 MB name
+        raise NotFound(f"no model named {shown!r}: installed models are "
                        f"{', '.join(self.names()) or 'none'} (GET /v1/models)")
 
     def get_active(self) -> Runner:

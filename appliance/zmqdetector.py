@@ -14,17 +14,17 @@ ZeroMQ REQ/REP, as `frigate/detectors/plugins/zmq_ipc.py` speaks it.
   the same), other classes the label map lacks are left out.
 - Anything else gets one JSON frame `{"error": "..."}` (Frigate reads it as no detections).
 
-Bounds: one request at a time (REP); every frame at most `server.max_upload_mb`, at most
-RCVHWM frames queued per peer, extra frames discarded as they arrive; a send that cannot go
-out within a second is dropped. `compat.zmq_allow` limits which addresses may connect (ZAP).
-pyzmq is imported only when the listener starts (the `zmq` extra).
+Bounds (appliance/zmtp.py, ZeroMQ's wire protocol in the standard library, because libzmq
+cannot bound a whole message): one request at a time; a request at most `server.max_upload_mb`
+plus a 64 KB header in all, and at most four frames (a peer past either is disconnected);
+at most 16 connections, each with 2 s to greet and 120 s between requests;
+`compat.zmq_allow` refuses other addresses before a byte is read. No pyzmq on the box.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +33,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance import compat, pipeline
+from appliance import compat, pipeline, safejson, zmtp
 from appliance.api.admission import model_label
 from appliance.errors import ApplianceError, BadRequest, ConfigError
 
 log = logging.getLogger(__name__)
 ROWS = 20  # Frigate's detectors answer a 20x6 array; a 21st row fails in Frigate
 MIN_SCORE = 0.4  # the lowest score sent: Frigate's own filters start at 0.5
-MAX_FRAMES = 2
-RCVHWM = 8
-SEND_TIMEOUT_MS = 1000
-POLL_MS = 200
+MAX_FRAMES = 2  # a header and a tensor; a peer sending more than twice as many is dropped
+MAX_HEADER = 65536
 MAX_SIDE = 4096
 DTYPES = ("uint8", "float32")
 # Frigate's label map has no truck: its own detectors answer trucks as cars.
@@ -96,7 +94,7 @@ class Reply:
 
 
 class ZmqDetector:
-    """The listener: one thread serving a REP socket until `close()`."""
+    """The listener: a bounded ZMTP server (appliance/zmtp.py) until `close()`."""
 
     def __init__(self, services, endpoint: str, labelmap: dict[str, int],
                  allow: tuple[str, ...] = ()) -> None:
@@ -105,94 +103,37 @@ class ZmqDetector:
         self.labelmap = labelmap
         self.allow = allow
         self.max_bytes = int(services.settings.server.max_upload_mb * 1024 * 1024)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._server: zmtp.Server | None = None
         self.bound = ""  # the endpoint actually bound (tcp://...:0 picks a port)
 
     def start(self) -> None:
-        """Bind and serve in a thread. Raises ConfigError when pyzmq is missing or the
-        endpoint cannot be bound."""
+        """Listen and serve in threads. Raises ConfigError when the endpoint is not
+        tcp://HOST:PORT or cannot be bound."""
+        host, port = parse_endpoint(self.endpoint)
+        limits = zmtp.Limits(max_bytes=self.max_bytes + MAX_HEADER, max_frames=MAX_FRAMES * 2)
         try:
-            import zmq  # noqa: F401  (the zmq extra; checked before the thread starts)
-        except ImportError:
-            raise ConfigError("setting 'compat.zmq_endpoint' needs pyzmq: pip install "
-                              "'appliance[zmq]' (or pyzmq), or leave the setting empty") \
-                from None
-        self._thread = threading.Thread(target=self._serve, name="zmq-detector", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
+            self._server = zmtp.Server(host, port, self._handle, limits, self.allow)
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"setting 'compat.zmq_endpoint': cannot listen on "
-                              f"{self.endpoint} ({self._error})")
+                              f"{self.endpoint} ({exc})") from None
+        address, port = self._server.address
+        self.bound = f"tcp://{address}:{port}"
+        self._server.start()
+        log.info("Frigate's zmq detector listens on %s", self.bound)
 
     def close(self) -> None:
-        """Stop serving and close the socket (within POLL_MS)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        """Stop serving."""
+        if self._server is not None:
+            self._server.close()
 
-    def _serve(self) -> None:
-        import zmq
-
-        context = zmq.Context()
-        authenticator = None
-        try:
-            if self.allow:
-                from zmq.auth.thread import ThreadAuthenticator
-
-                authenticator = ThreadAuthenticator(context, log=log)
-                authenticator.start()
-                authenticator.allow(*self.allow)
-            sock = self._socket(context, zmq)
-        except zmq.ZMQError as exc:
-            self._error = exc
-            self._ready.set()
-            context.term()
-            return
-        self._ready.set()
-        log.info("Frigate's zmq detector listens on %s", self.bound)
-        try:
-            self._loop(sock, zmq)
-        finally:
-            sock.close(linger=0)
-            if authenticator is not None:
-                authenticator.stop()
-            context.term()
-
-    def _socket(self, context, zmq):
-        sock = context.socket(zmq.REP)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
-        sock.setsockopt(zmq.RCVHWM, RCVHWM)
-        sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self.allow:
-            sock.zap_domain = b"appliance"
-        try:
-            sock.bind(self.endpoint)
-        except zmq.ZMQError:
-            sock.close(linger=0)
-            raise
-        self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        return sock
-
-    def _loop(self, sock, zmq) -> None:
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(POLL_MS):
-                continue
-            started = time.perf_counter()
-            frames = _receive(sock, zmq)
-            reply = self.answer(frames)
-            try:
-                sock.send_multipart(reply.frames)
-            except zmq.Again:  # the peer is not reading: its answer is dropped
-                log.debug("zmq detector: a peer did not take its answer")
-            if reply.model is not None or reply.status != 200:
-                self.services.metrics.observe(model_label(self.services, reply.model),
-                                              reply.status, time.perf_counter() - started)
+    def _handle(self, frames: list[bytes]) -> list[bytes]:
+        started = time.perf_counter()
+        reply = self.answer(frames)
+        if reply.model is not None or reply.status != 200:
+            name = reply.model or self.services.settings.compat.detection_model
+            self.services.metrics.observe(model_label(self.services, name), reply.status,
+                                          time.perf_counter() - started)
+        return reply.frames
 
     def answer(self, frames: list[bytes]) -> Reply:
         """The reply to one request's frames (never raises)."""
@@ -203,8 +144,8 @@ class ZmqDetector:
             if header.get("model_data"):
                 return _refuse_model(header)
             if len(frames) != MAX_FRAMES:
-                raise BadRequest(f"an inference request is 2 frames (a JSON header and the "
-                                 f"tensor's bytes), got {len(frames)}")
+                raise BadRequest(f"an inference request is {MAX_FRAMES} frames (a JSON header "
+                                 f"and the tensor's bytes), got {len(frames)}")
             return self._detect(header, frames[1])
         except ApplianceError as exc:
             return Reply([_json({"error": exc.message})], exc.status)
@@ -246,20 +187,10 @@ class ZmqDetector:
         return found if found is not None else self.labelmap.get(ALIASES.get(label, ""))
 
 
-def _receive(sock, zmq) -> list[bytes]:
-    """One request's first MAX_FRAMES frames; the rest are read and dropped one by one."""
-    frames = [sock.recv()]
-    while sock.getsockopt(zmq.RCVMORE):
-        frame = sock.recv()
-        if len(frames) <= MAX_FRAMES:
-            frames.append(frame)
-    return frames
-
-
 def _header(frame: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(frame.decode("utf-8")) if len(frame) <= 65536 else None
-    except (UnicodeDecodeError, ValueError):
+        header = safejson.loads(frame) if len(frame) <= MAX_HEADER else None
+    except BadRequest:  # not UTF-8, not JSON, nested too deep
         header = None
     if not isinstance(header, dict):
         raise BadRequest('the first frame must be a JSON object: {"shape": [1, 320, 320, 3], '
@@ -311,9 +242,20 @@ def _json(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """(host, port) of tcp://HOST:PORT (`*` for every address). Raises ConfigError."""
+    rest = endpoint.removeprefix("tcp://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if rest == endpoint or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"setting 'compat.zmq_endpoint': {endpoint!r} is not "
+                          "tcp://HOST:PORT (e.g. tcp://0.0.0.0:5555)")
+    return ("0.0.0.0" if host == "*" else host), int(port)
+
+
 def start(services) -> ZmqDetector | None:
     """The listener the settings ask for, started, or None when compat.zmq_endpoint is
-    empty. Raises ConfigError (pyzmq missing, bad label map, endpoint taken)."""
+    empty. Raises ConfigError (bad label map, endpoint taken)."""
     settings = services.settings.compat
     if not settings.zmq_endpoint:
         return None

@@ -205,3 +205,17 @@ def test_boxes_are_clipped_to_the_picture(client):
             .get_json()["predictions"]:
         assert 0 <= found["x_min"] < found["x_max"] <= 33
         assert 0 <= found["y_min"] < found["y_max"] <= 17
+
+
+def test_a_form_over_werkzeugs_limits_is_counted_as_what_it_answers(client):
+    fields = {f"f{i}": "x" for i in range(40)}  # MAX_FORM_PARTS is 16
+    response = client.post("/v1/vision/detection", data=fields,
+                           content_type="multipart/form-data")
+    assert response.status_code == 413
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'status="413"} 1' in text and 'status="500"' not in text
+
+
+def test_a_megabyte_model_name_is_not_echoed_back(client):
+    response = _post(client, "/v1/vision/custom/" + "n" * 100_000, image_bytes())
+    assert response.status_code == 404 and len(response.data) < 2000

@@ -120,3 +120,15 @@ def test_the_doods_auth_key_header_carries_the_inference_token(locked):
         assert _error(send({"doods-auth-key": "not-the-token"}), 401)
         assert send({"doods-auth-key": TOKEN}).status_code == 200
         assert send({"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_a_huge_detector_name_is_refused_without_echoing_it(client, services):
+    response = _detect(client, image_bytes(), detector_name="x" * 1_000_000)
+    assert "no detector's name is longer than 64" in _error(response, 400)
+    assert len(response.data) < 1000
+
+
+def test_a_refused_request_counts_under_the_default_detector(client):
+    client.post("/doods/detect", data=b"{not json", content_type="application/json")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'appliance_requests_total{model="tiny-faces",status="400"} 1' in text

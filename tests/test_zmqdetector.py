@@ -5,6 +5,7 @@ refusal of pushed models, the address allow-list, and malformed peers that must 
 import contextlib
 import io
 import json
+import struct
 import time
 
 import numpy as np
@@ -141,6 +142,7 @@ def test_a_pushed_model_is_never_loaded(peer, models_dir):
     ([b"not json"], "first frame must be a JSON object"),
     ([b"[1, 2]"], "first frame must be a JSON object"),
     ([b'{"shape": [1, 8, 8, 3], "dtype": "uint8"}'], "2 frames"),
+    ([b"[" * 60000, b"x"], "first frame must be a JSON object"),  # was a RecursionError
     ([b'{"shape": [1, 8, 8, 3], "dtype": "uint8"}', b"x" * 100], "has 100"),
     ([b'{"shape": [1, 8, 8, 3], "dtype": "int64"}', b"x" * 1536], "dtype must be one of"),
     ([b'{"shape": [2, 8, 8, 3], "dtype": "uint8"}', b"x" * 384], "one picture at a time"),
@@ -163,7 +165,7 @@ def test_a_frame_over_the_cap_drops_that_peer_only(listener, peer, settings):
     greedy.setsockopt(zmq.RCVTIMEO, 500)
     greedy.connect(listener.bound)
     greedy.send_multipart([b'{"shape": [1, 8, 8, 3], "dtype": "uint8"}',
-                           b"x" * (listener.max_bytes + 1)])
+                           b"x" * (listener.max_bytes + zmqdetector.MAX_HEADER + 1)])
     with pytest.raises(zmq.Again):  # the listener dropped the connection, answered nothing
         greedy.recv_multipart()
     greedy.close(linger=0)
@@ -252,20 +254,86 @@ def test_settings_refuse_an_open_zmq_port_on_a_box_with_a_token(tmp_path):
     with pytest.raises(ConfigError, match="compat.zmq_allow"):
         config.load(env={}, overrides=base)
     assert config.load(env={}, overrides={**base, "compat.zmq_allow": "10.0.0.2"})
-    with pytest.raises(ConfigError, match="tcp:// or ipc://"):
+    with pytest.raises(ConfigError, match="a tcp:// endpoint"):
         config.load(env={}, overrides={"compat.zmq_endpoint": "udp://x:1"})
 
 
-def test_start_is_off_by_default_and_says_when_pyzmq_is_missing(settings, monkeypatch):
+def test_start_is_off_by_default_and_the_endpoint_is_tcp(settings):
     with Services.build(settings, admin=ADMIN) as svc:
         assert zmqdetector.start(svc) is None
-        settings.compat.zmq_endpoint = "tcp://127.0.0.1:0"
-        monkeypatch.setitem(__import__("sys").modules, "zmq", None)
-        with pytest.raises(ConfigError, match="needs pyzmq"):
-            zmqdetector.start(svc)
+    for endpoint in ("tcp://box", "tcp://:5555", "tcp://box:99999", "ipc:///tmp/x"):
+        with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
+            zmqdetector.parse_endpoint(endpoint)
+    assert zmqdetector.parse_endpoint("tcp://*:5555") == ("0.0.0.0", 5555)
+    assert zmqdetector.parse_endpoint("tcp://[::1]:5555") == ("::1", 5555)
 
 
 def test_an_endpoint_in_use_is_a_config_error(listener, services):
     other = zmqdetector.ZmqDetector(services, listener.bound, zmqdetector.read_labelmap(""))
     with pytest.raises(ConfigError, match="cannot listen"):
         other.start()
+
+
+def _raw_peer(listener):
+    """A ZMTP peer by hand (greeting, READY as REQ), free to break the rules."""
+    import socket
+
+    from appliance import zmtp
+
+    host, port = listener.bound.removeprefix("tcp://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.sendall(zmtp.GREETING)
+    assert len(zmtp._exactly(sock, 64)) == 64
+    sock.sendall(zmtp._command(b"READY", {b"Socket-Type": b"REQ"}))
+    zmtp._frame(sock, zmtp.MAX_COMMAND)
+    return sock
+
+
+def _closed(sock, frames) -> bool:
+    """Send frames until the box hangs up; True when it did (False when it still waits)."""
+    try:
+        for frame in frames:
+            sock.sendall(frame)
+        sock.settimeout(3)
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:  # reset or broken pipe: it hung up
+        return True
+
+
+def test_row40_a_message_that_never_ends_is_cut_off_at_its_bound(listener, peer):
+    """libzmq kept every frame of an unfinished message: 380 MB a second from one peer."""
+    from appliance import zmtp
+
+    chunk = b"x" * (1 << 20)
+    frame = struct.pack(">BQ", zmtp.MORE | zmtp.LONG, len(chunk)) + chunk
+    sock = _raw_peer(listener)
+    rounds = (listener.max_bytes + zmqdetector.MAX_HEADER) // len(chunk) + 4
+    assert _closed(sock, [b"\x01\x00", *[frame] * rounds])
+    sock.close()
+    many = _raw_peer(listener)  # 5 million empty frames grew it 305 MB
+    assert _closed(many, [b"\x01\x00" * 10])
+    many.close()
+    assert _rows(_ask(peer, *_tensor((1, 16, 16, 3)))).any()
+
+
+def test_row40_idle_connections_are_capped_and_time_out(listener):
+    import socket
+
+    host, port = listener.bound.removeprefix("tcp://").rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(40)]
+    time.sleep(0.5)
+    refused = 0
+    for sock in idle[20:]:
+        sock.settimeout(1)
+        try:
+            refused += sock.recv(1) == b""
+        except OSError:
+            refused += 1
+    assert refused == 20  # past the cap of 16 peers: closed before a byte is read
+    time.sleep(zmqdetector.zmtp.Limits(1).handshake_s + 0.5)  # the idle ones time out
+    with _client(listener.bound, 2000) as sock:
+        assert _rows(_ask(sock, *_tensor((1, 16, 16, 3)))).any()
+    for sock in idle:
+        sock.close()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, make_response, request
+from werkzeug.exceptions import HTTPException
 
 from appliance.api.common import services
 from appliance.api.origin import check_origin
@@ -86,8 +87,8 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
         response = make_response(view(**kwargs))
         status = response.status_code
         return response
-    except ApplianceError as exc:
-        status = exc.status
+    except (ApplianceError, HTTPException) as exc:  # werkzeug's: a form over its limits
+        status = exc.status if isinstance(exc, ApplianceError) else exc.code or 500
         raise
     finally:
         if policy.metered:

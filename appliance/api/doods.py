@@ -27,6 +27,7 @@ bp = Blueprint("doods", __name__, url_prefix="/doods")
 DEFAULT = "default"  # pydoods' and Home Assistant's default detector name
 HOW = "send it in the header doods-auth-key, or as 'Authorization: Bearer TOKEN'"
 ANY = "*"
+MAX_NAME = 64  # a bundle name's longest
 
 
 def _auth_key() -> str | None:
@@ -34,7 +35,8 @@ def _auth_key() -> str | None:
 
 
 def _model(_kwargs: dict) -> str | None:
-    return g.get("doods_model")
+    # Refused before its body named a detector: counted under the default one.
+    return g.get("doods_model", services().settings.compat.detection_model)
 
 
 @bp.errorhandler(ApplianceError)
@@ -91,6 +93,9 @@ def _detector(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise BadRequest(f"detector_name must be a detector's name (GET /doods/detectors), "
                          f"got {str(name)[:40]!r}")
+    if len(name) > MAX_NAME:
+        raise BadRequest(f"detector_name is {len(name)} characters: no detector's name is "
+                         f"longer than {MAX_NAME} (GET /doods/detectors)")
     return services().settings.compat.detection_model if name == DEFAULT else name
 
 
