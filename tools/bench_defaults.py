@@ -6,8 +6,8 @@ each, and one model's latency over HTTP at one request at a time (the camera-sof
                                    [--seconds 20] [--runs 3] [--state DIR]
 
 Each run starts a fresh `appliance serve` on a loopback port (with `--state`, on one state
-folder: the first run is a new box's first start, the others later starts). Prints one line per run and a
-JSON summary; nothing leaves this machine.
+folder: the first run is a new box's first start, the others later starts). Prints one line
+per run and a JSON summary; nothing leaves this machine.
 """
 
 from __future__ import annotations
