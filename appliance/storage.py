@@ -9,25 +9,9 @@ from pathlib import Path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
-    """Replace `path` with `text` so that a power cut leaves the old or the new file, never half.
-
-    Raises OSError (read-only or full file system, permissions).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    """Replace `path` with `text` (UTF-8) so that a power cut leaves the old or the new file,
+    never half. Raises OSError (read-only or full file system, permissions)."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:

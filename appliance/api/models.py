@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from appliance import imaging, pipeline, provenance, safejson
 from appliance import install as installer
 from appliance.api.admission import admitted
-from appliance.api.common import services
+from appliance.api.common import services, uploaded
 from appliance.api.headers import text_headers
 from appliance.errors import BadRequest, InsufficientStorage
 from appliance.pipeline import Answer
@@ -143,7 +143,7 @@ def _image_and_options() -> tuple[bytes, dict[str, str]]:
             raise BadRequest(f"option {key} is given {len(values)} times: give it once")
         options[key] = values[0]
     if request.mimetype != "application/json":
-        return _image_bytes(), options
+        return uploaded("image", UPLOAD_HINT), options
     data, extra = _json_image()
     for key, value in extra.items():
         if key in options:
@@ -151,19 +151,6 @@ def _image_and_options() -> tuple[bytes, dict[str, str]]:
                              "give it once")
         options[key] = value if isinstance(value, str) else json.dumps(value)
     return data, options
-
-
-def _image_bytes() -> bytes:
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("image")
-        if upload is None:
-            raise BadRequest(f"no multipart field 'image' in the form: {UPLOAD_HINT}")
-        data = upload.read()
-    else:
-        data = request.get_data(cache=False)
-    if not data:
-        raise BadRequest(f"no image in the request: {UPLOAD_HINT}")
-    return data
 
 
 def _json_image() -> tuple[bytes, dict]:

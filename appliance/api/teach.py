@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from appliance.api.common import services
+from appliance.api.common import services, uploaded
 from appliance.errors import BadRequest
 from appliance.schema import text_problem
 
@@ -26,7 +26,7 @@ def add_example(name: str, cls: str):
     when new), refit, serve."""
     teacher = _teacher()
     _check_name(name)
-    data = _photo()
+    data = uploaded("photo", UPLOAD_HINT)
     body = teacher.add(name, cls, data, **_fields())
     return jsonify(body), 201
 
@@ -61,19 +61,6 @@ def _check_name(name: str) -> None:
     if not NAME_PATTERN.match(name):
         raise BadRequest(f"{name[:80]!r} is not a model name: 1-64 characters of a-z, 0-9, "
                          "'.', '_' or '-', starting with a letter or digit")
-
-
-def _photo() -> bytes:
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("image")
-        if upload is None:
-            raise BadRequest(f"no multipart field 'image' in the form: {UPLOAD_HINT}")
-        data = upload.read()
-    else:
-        data = request.get_data(cache=False)
-    if not data:
-        raise BadRequest(f"no photo in the request: {UPLOAD_HINT}")
-    return data
 
 
 def _fields() -> dict[str, str | None]:

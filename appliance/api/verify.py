@@ -6,7 +6,8 @@ from flask import Blueprint, jsonify, request
 
 from appliance import provenance
 from appliance.api.admission import admitted
-from appliance.api.models import _image_bytes, _json_image
+from appliance.api.common import uploaded
+from appliance.api.models import UPLOAD_HINT, _json_image
 
 bp = Blueprint("verify", __name__, url_prefix="/v1")
 
@@ -18,4 +19,5 @@ def verify():
     body, or JSON `{"image": "<base64>"}`): signed, valid, tampered, from a box, and the
     model, authors, licence and time it names."""
     json_body = request.mimetype == "application/json"
-    return jsonify(provenance.verify(_json_image()[0] if json_body else _image_bytes()))
+    data = _json_image()[0] if json_body else uploaded("image", UPLOAD_HINT)
+    return jsonify(provenance.verify(data))
