@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shlex
 import socket
 import subprocess
@@ -274,17 +273,10 @@ class Kiosk:
             "gallery"
 
     def _save(self, screen: Image.Image) -> Path:
-        from appliance.storage import fsync_dir
+        from appliance.storage import write_bytes_atomic
 
-        self.gallery.mkdir(parents=True, exist_ok=True)
         path = self.gallery / f"capture-{time.strftime('%Y%m%d-%H%M%S')}-{self.shown:05d}.jpg"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(self._signed_jpeg(screen))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_dir(self.gallery)
+        write_bytes_atomic(path, self._signed_jpeg(screen))
         return path
 
     def _signed_jpeg(self, screen: Image.Image) -> bytes:
