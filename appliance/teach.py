@@ -180,6 +180,17 @@ class Teacher:
                 "examples": [{"id": p.stem, "bytes": p.stat().st_size}
                              for p in self.examples(name, cls)]}
 
+    def photo(self, name: str, cls: str, example: str) -> tuple[bytes, str]:
+        """One example's photo as stored and its MIME type (the page's thumbnails).
+        Raises NotFound."""
+        folder = self._class_folder(name, cls)
+        found = [p for p in self.examples(name, cls) if p.stem == example]
+        if not found:
+            raise NotFound(f"class {cls!r} of {name} has no example {example[:40]!r} (GET "
+                           f"/v1/models/{name}/examples/{cls} lists them)")
+        kind = {v: k for k, v in EXTENSIONS.items()}.get(found[0].suffix[1:], "JPEG")
+        return (folder / found[0].name).read_bytes(), f"image/{kind.lower()}"
+
     def classes(self, name: str) -> list[str]:
         """The classes of `name` that hold an example, sorted."""
         folder = self.root / name

@@ -117,6 +117,21 @@ def test_listing_and_deleting(teach):
     assert teach.get("/v1/models/colours").status_code == 404
 
 
+def test_an_example_photo_comes_back_as_stored(teach):
+    png = image_bytes(COLOURS["red"], fmt="PNG")
+    added = _add(teach, "colours", "red", png).json["id"]
+    response = teach.get(f"/v1/models/colours/examples/red/{added}", headers=AUTH)
+    assert response.status_code == 200 and response.data == png
+    assert response.mimetype == "image/png"
+    assert response.headers["Cache-Control"] == "private, no-store"
+    for path in [f"/v1/models/colours/examples/blue/{added}",
+                 "/v1/models/colours/examples/red/0123456789abcdef0123",
+                 "/v1/models/colours/examples/red/teach.json"]:
+        missing = teach.get(path, headers=AUTH)
+        assert missing.status_code == 404, path
+        assert missing.json["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize("path", ["/v1/models/colours/examples/nope",
                                   "/v1/models/colours/examples/red/0123456789abcdef0123",
                                   "/v1/models/colours/examples/red/..",
@@ -130,7 +145,8 @@ def test_deleting_what_is_not_there_is_404(teach, path):
 ROUTES = [("POST", "/v1/models/colours/examples/red"), ("GET", "/v1/models/colours/examples"),
           ("GET", "/v1/models/colours/examples/red"),
           ("DELETE", "/v1/models/colours/examples/red"),
-          ("DELETE", "/v1/models/colours/examples/red/0123456789abcdef0123")]
+          ("DELETE", "/v1/models/colours/examples/red/0123456789abcdef0123"),
+          ("GET", "/v1/models/colours/examples/red/0123456789abcdef0123")]
 
 
 @pytest.mark.parametrize("method, path", ROUTES)

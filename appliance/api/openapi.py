@@ -223,9 +223,15 @@ def _teach_paths() -> dict[str, Any]:
             "delete": {"summary": "admin: remove a class and its examples, refit",
                        "parameters": [NAME, CLASS], **admin,
                        "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
-        "/v1/models/{name}/examples/{cls}/{example}": {"delete": {
-            "summary": "admin: remove one example, refit", "parameters": [NAME, CLASS, EXAMPLE],
-            **admin, "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
+        "/v1/models/{name}/examples/{cls}/{example}": {
+            "get": {"summary": "admin: one example's photo as stored (JPEG, PNG, WebP, BMP "
+                               "or GIF)", "parameters": [NAME, CLASS, EXAMPLE], **admin,
+                    "responses": {"200": {"description": "the photo", "content": {
+                        "image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                        **_errors(401, 403, 404)}},
+            "delete": {"summary": "admin: remove one example, refit",
+                       "parameters": [NAME, CLASS, EXAMPLE], **admin,
+                       "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
     }
 
 

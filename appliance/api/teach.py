@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from appliance.api.common import services, uploaded
 from appliance.errors import BadRequest
@@ -41,6 +41,16 @@ def list_examples(name: str):
 def list_class(name: str, cls: str):
     """Admin: the ids of one class's examples."""
     return jsonify(_teacher().describe_class(name, cls))
+
+
+@bp.get("/models/<name>/examples/<cls>/<example>")
+def example_photo(name: str, cls: str, example: str):
+    """Admin: one example's photo as it was stored (the upload page's thumbnails)."""
+    data, mimetype = _teacher().photo(name, cls, example)
+    response = Response(data, mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.delete("/models/<name>/examples/<cls>")
