@@ -24,20 +24,25 @@ POLL_S = 0.2
 
 def serve(settings: Settings, announce=print) -> None:
     """Serve until SIGTERM/SIGINT. Raises OSError when the port cannot be bound."""
-    from appliance.api import create_app
-    from appliance.api.limits import BodyLimits
-    from appliance.httpserver import create_server
     from appliance.memory import tune_malloc
     from appliance.services import Services
-    from appliance.standalone import start_standalone
-    from appliance.zmqdetector import start as start_zmq
 
     tune_malloc()  # before any worker or onnxruntime thread allocates
     services = Services.build(settings)
-    app = create_app(settings, services)
-    limits = BodyLimits(app.url_map, settings, admin=services.auth.require_admin)
-    server = create_server(app, limits, **waitress_options(settings, limits.largest()))
-    services.backlog = lambda: len(server.task_dispatcher.queue)
+    # The display first when there is one: a display that cannot open stops the start
+    # before any model loads. Without one, the models load while the web app is built,
+    # on the core its imports leave idle (start to ready: 0.3-0.5 s sooner here).
+    early = not settings.standalone.enabled
+    if early:
+        services.start(background=True)
+    try:
+        server = _web_server(settings, services)
+    except BaseException:
+        services.close()
+        raise
+    from appliance.standalone import start_standalone
+    from appliance.zmqdetector import start as start_zmq
+
     stop = threading.Event()
     _install_signals(stop)
     gallery = zmq = None
@@ -46,7 +51,8 @@ def serve(settings: Settings, announce=print) -> None:
     try:
         # The display first: one that cannot open stops the start before any model loads.
         gallery = start_standalone(services) if settings.standalone.enabled else None
-        services.start(background=True)
+        if not early:
+            services.start(background=True)
         zmq = start_zmq(services)  # Frigate's remote detector, when compat.zmq_endpoint is set
         watchdog.start()
         announcer.start()
@@ -69,6 +75,19 @@ def serve(settings: Settings, announce=print) -> None:
         server.task_dispatcher.shutdown(timeout=1)
         server.close()
         log.info("stopped")
+
+
+def _web_server(settings: Settings, services):
+    """The app behind waitress on its socket. Raises OSError when the port cannot be bound."""
+    from appliance.api import create_app
+    from appliance.api.limits import BodyLimits
+    from appliance.httpserver import create_server
+
+    app = create_app(settings, services)
+    limits = BodyLimits(app.url_map, settings, admin=services.auth.require_admin)
+    server = create_server(app, limits, **waitress_options(settings, limits.largest()))
+    services.backlog = lambda: len(server.task_dispatcher.queue)
+    return server
 
 
 class Announcer:

@@ -194,6 +194,14 @@ class Plans:
                         "them again", self.path, exc)
 
 
+def needs_timing(bundle: Bundle, settings: Models, plans: Plans | None) -> bool:
+    """True when opening `bundle` runs a timing of it: a one-graph model served with an idle
+    session on more than one core, whose timing `plans` does not hold."""
+    if bundle.manifest.graphs or not settings.idle_session or cpu_count() == 1:
+        return False
+    return plans is None or plans.run_ms(Plans.key(bundle, settings)) is None
+
+
 def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
                   plans: Plans | None = None) -> tuple[list, object | None]:
     """The plain sessions that serve the queue, and the idle session (or None).

@@ -209,3 +209,68 @@ def test_refresh_keeps_the_sessions_when_only_labels_and_head_change(tmp_path, m
         tiny.write_bundle(staged, "tiny-classify", "classify", tiny.slow_classify_model(1))
         installed, _ = registry.refresh(staged / "tiny-classify", "tiny-classify")
         assert installed is not runner  # a new graph: an install, with its own sessions
+
+
+def _tracked(monkeypatch, barrier=None) -> tuple[list, list]:
+    """Record, at each bundle's opening and each timing run, which bundles were opening."""
+    import threading
+
+    from appliance import sessions
+
+    opening, lock, opened_with, timed_with = set(), threading.Lock(), [], []
+    open_one, run_ms = Registry._open, sessions._run_ms
+
+    def tracking_open(self, bundle):
+        with lock:
+            opening.add(bundle.name)
+            opened_with.append(set(opening))
+        try:
+            if barrier is not None:
+                barrier.wait()  # breaks (fails the load) unless another opens at once
+            return open_one(self, bundle)
+        finally:
+            with lock:
+                opening.discard(bundle.name)
+
+    def tracking_run_ms(session, bundle, *args):
+        with lock:
+            timed_with.append((bundle.name, set(opening)))
+        return run_ms(session, bundle, *args)
+
+    monkeypatch.setattr(Registry, "_open", tracking_open)
+    monkeypatch.setattr(sessions, "_run_ms", tracking_run_ms)
+    return opened_with, timed_with
+
+
+def _two_cores(monkeypatch) -> None:
+    from appliance import sessions
+
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)  # idle sessions: a timing run
+
+
+def test_a_first_start_times_each_model_alone(tmp_path, models_dir, monkeypatch):
+    _two_cores(monkeypatch)
+    opened_with, timed_with = _tracked(monkeypatch)
+    with _registry(tmp_path, models_dir, **{"models.sessions": 1}) as registry:
+        registry.load_all()
+        assert len(registry.runners()) == 4
+    assert {name for name, _ in timed_with} == {"tiny-classify", "tiny-embed", "tiny-faces",
+                                                 "tiny-negative"}
+    assert all(others == {name} for name, others in timed_with)
+    assert all(len(together) == 1 for together in opened_with)
+
+
+def test_later_starts_load_two_models_at_once_in_the_folders_order(tmp_path, models_dir,
+                                                                  monkeypatch):
+    import threading
+
+    _two_cores(monkeypatch)
+    with _registry(tmp_path, models_dir, **{"models.sessions": 1}) as registry:
+        registry.load_all()  # the first start keeps each model's timing
+    opened_with, timed_with = _tracked(monkeypatch, threading.Barrier(2, timeout=30))
+    with _registry(tmp_path, models_dir, **{"models.sessions": 1}) as registry:
+        registry.load_all()
+        assert registry.failures() == {}
+        assert list(registry.runners()) == ["tiny-classify", "tiny-embed", "tiny-faces",
+                                            "tiny-negative"]
+    assert timed_with == [] and max(len(together) for together in opened_with) == 2
