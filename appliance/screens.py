@@ -42,6 +42,28 @@ class Status:
     mode: str = "auto"
 
 
+@dataclass(frozen=True)
+class TeachClass:
+    """One class on the teach screen: its name, how many photos, the latest one."""
+
+    name: str
+    count: int
+    thumbnail: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class TeachView:
+    """What the teach screen shows beside the camera: the model, its classes (the chosen
+    one gets the next photo), and one note (the last fit's warning, or what went wrong)."""
+
+    model: str
+    classes: tuple[TeachClass, ...]
+    chosen: int
+    note: str = ""
+    alert: bool = False
+    hint: str = "next, previous: class · capture: add this picture · hold: finish"
+
+
 def font(size: float) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(max(8, round(size)))
 
@@ -128,6 +150,67 @@ def error(size: tuple[int, int], what: str, action: str, info: Status | None) ->
         draw.text((u * 1.5, size[1] - u * 1.5), _fit(draw, small, font(u * 0.6), width),
                   font=font(u * 0.6), fill=(150, 150, 150))
     return screen
+
+
+def teach(size: tuple[int, int], frame: Image.Image | None, view: TeachView) -> Image.Image:
+    """The teach screen: the camera picture (what a press adds) beside the classes, each
+    with its count and latest photo, the chosen one marked, and the note and the hint
+    below. Landscape puts the classes on the right, portrait below."""
+    screen = Image.new("RGB", size, PAPER)
+    w, h = size
+    split = (round(w * 0.55), 0) if w >= h else (0, round(h * 0.45))
+    picture = (split[0] or w, split[1] or h)
+    if frame is not None:
+        screen.paste(fill(frame, picture), (0, 0))
+    draw = ImageDraw.Draw(screen)
+    u = unit(size)
+    chosen = view.classes[view.chosen].name if view.classes else ""
+    if chosen:
+        draw.text((u * 0.6, u * 0.5), _fit(draw, f"+ {chosen}", font(u * 1.1),
+                                           picture[0] - u * 1.2), font=font(u * 1.1),
+                  fill=INK, stroke_width=max(1, round(u / 10)), stroke_fill=(0, 0, 0))
+    left, top = split[0] + u * 0.8, split[1] + u * 0.6
+    width = w - left - u * 0.8
+    draw.text((left, top), _fit(draw, f"Teaching {view.model}", font(u * 0.9), width),
+              font=font(u * 0.9), fill=ACCENT)
+    notes = _wrap(draw, view.note, font(u * 0.6), width, 3) if view.note else []
+    bottom = h - u * (1.6 + 0.8 * len(notes))
+    _teach_rows(draw, screen, view, (left, top + u * 1.5, width, bottom))
+    y = bottom + u * 0.2
+    for line in notes:
+        draw.text((left, y), line, font=font(u * 0.6), fill=(248, 113, 113) if view.alert
+                  else (252, 211, 77))
+        y += u * 0.8
+    draw.text((left, h - u * 1.1), _fit(draw, view.hint, font(u * 0.5), width),
+              font=font(u * 0.5), fill=(150, 150, 150))
+    return screen
+
+
+def _teach_rows(draw: ImageDraw.ImageDraw, screen: Image.Image, view: TeachView,
+                box: tuple[float, float, float, float]) -> None:
+    """The classes in `box` (left, top, width, bottom), as many as fit around the chosen
+    one: a thumbnail square, the name, the count; the chosen row outlined in the accent."""
+    left, top, width, bottom = box
+    u = unit(screen.size)
+    row = max(u * 1.4, min(u * 2.6, (bottom - top) / max(1, len(view.classes))))
+    fits = max(1, int((bottom - top) // row))
+    first = max(0, min(view.chosen - fits // 2, len(view.classes) - fits))
+    for i, item in enumerate(view.classes[first:first + fits], start=first):
+        y = top + (i - first) * row
+        side = round(row - u * 0.4)
+        if item.thumbnail is not None:
+            screen.paste(fill(item.thumbnail, (side, side)), (round(left), round(y)))
+        else:
+            draw.rectangle((left, y, left + side, y + side), outline=(90, 90, 90))
+        if i == view.chosen:
+            draw.rectangle((left - u * 0.3, y - u * 0.2, left + width, y + side + u * 0.2),
+                           outline=ACCENT, width=max(1, round(u / 8)))
+        x, room = left + side + u * 0.5, width - side - u * 0.7
+        draw.text((x, y), _fit(draw, item.name, font(u * 0.8), room), font=font(u * 0.8),
+                  fill=INK)
+        words = "no photos yet" if not item.count else \
+            f"{item.count} photo{'s' if item.count != 1 else ''}"
+        draw.text((x, y + u * 0.95), words, font=font(u * 0.55), fill=(160, 160, 160))
 
 
 def _lines(height: float, step: float) -> int:

@@ -30,6 +30,7 @@ class Services:
     limiter: Any = None  # the per-client RateLimiter
     push_camera: Any = None  # a PushCamera when camera.kind is push
     screen: Any = None  # the KioskDisplay when display.kind is kiosk
+    kiosk: Any = None  # the standalone loop (appliance.standalone.Kiosk) while it runs
     decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
     teacher: Any = None  # the taught models' examples and fits (appliance.teach)
     signer: Any = None  # signs result pictures (appliance.provenance); None: unsigned

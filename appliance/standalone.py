@@ -75,6 +75,9 @@ class Kiosk:
         self._thumb: np.ndarray | None = None
         self._capture_wanted = False
         self._made_by = None  # the bundle whose result is on the screen, for the capture's
+        self.teaching = None  # a teachscreen.TeachSession while the teach screen is up
+        self._frame: Image.Image | None = None  # the picture on the teach screen
+        self._teach_drawn: tuple[int, int] | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,7 +86,12 @@ class Kiosk:
 
     # -- actions (buttons, tests) ------------------------------------------------------
     def next_model(self, step: int = 1) -> str:
-        """Activate the next serving model (or the previous with step=-1)."""
+        """Activate the next serving model (or the previous with step=-1); on the teach
+        screen, choose the next class instead."""
+        teaching = self.teaching
+        if teaching is not None:
+            self._touched()
+            return teaching.choose(step)
         with self._lock:
             names = sorted(self.services.registry.runners())
             if not names:
@@ -99,7 +107,13 @@ class Kiosk:
         return self.next_model(-1)
 
     def capture(self) -> None:
-        """Freeze the current result for `capture_s` seconds and save it to the gallery."""
+        """Freeze the current result for `capture_s` seconds and save it to the gallery; on
+        the teach screen, add the picture on it to the chosen class (refit and serve)."""
+        teaching = self.teaching
+        if teaching is not None:
+            self._touched()
+            teaching.capture(self._frame)  # not under the lock: the screen says "adding"
+            return
         with self._lock:
             self._touched()
             self.error = None
@@ -107,6 +121,34 @@ class Kiosk:
                 self._capture_wanted = True  # the next frame is inferred, then frozen
                 return
             self._freeze_and_save()
+
+    def hold(self) -> str:
+        """The capture button held: finish teaching, else switch auto/manual. What it did."""
+        if self.teaching is not None:
+            self.stop_teaching()
+            return "teaching finished"
+        return f"mode is now {self.toggle_mode()}"
+
+    def teach(self, name: str, classes: list[str]):
+        """Show the teach screen for taught model `name` with `classes` (added to those it
+        has). Raises BadRequest (see TeachSession)."""
+        from appliance.teachscreen import TeachSession
+
+        session = TeachSession(self.services.teacher, name, classes)
+        with self._lock:
+            self.teaching, self._teach_drawn = session, None
+            self.status_until = 0.0
+            self._touched()
+        return session
+
+    def stop_teaching(self) -> None:
+        """Back to the gallery, on the model just taught when it answers."""
+        with self._lock:
+            session, self.teaching = self.teaching, None
+            if session is not None and session.name in self.services.registry.runners():
+                self.services.registry.activate(session.name)
+            self._seen = -1  # draw the next frame as a result
+            self._touched()
 
     def toggle_mode(self) -> str:
         with self._lock:
@@ -168,6 +210,8 @@ class Kiosk:
             self._light("ready")
         if now < self.status_until:
             return screens.status(self.display.size, self.status_info())
+        if self.teaching is not None:
+            return self._teach_screen(now)
         if self.frozen_until > now:
             return None  # the captured result stays on screen
         if self.error is not None and now < self.retry_at:
@@ -224,6 +268,20 @@ class Kiosk:
         self.latencies.append(self.clock() - captured)
         del self.latencies[:-200]
         return self.screen
+
+    def _teach_screen(self, now: float) -> Image.Image | None:
+        """The teach screen, drawn when the camera has a new picture or the session
+        changed; the camera's error card when it has none."""
+        frame = self._read(now)
+        if self.error is not None:
+            return self._error_screen()
+        if frame is not None:
+            self._seen, self._frame = frame
+        drawn = (self._seen, self.teaching.version)
+        if drawn == self._teach_drawn:
+            return None
+        self._teach_drawn = drawn
+        return screens.teach(self.display.size, self._frame, self.teaching.view())
 
     def _idle(self, now: float) -> bool:
         return now - self.last_change >= self.settings.idle_s
@@ -328,6 +386,8 @@ class Gallery:
 
     def close(self) -> None:
         self.kiosk.stop()
+        if getattr(self.kiosk.services, "kiosk", None) is self.kiosk:
+            self.kiosk.services.kiosk = None
         if self.buttons is not None:
             self.buttons.close()
         self.display.close()
@@ -352,6 +412,7 @@ def start_standalone(services, pin_factory=None) -> Gallery:
         services.push_camera = PushCamera(display.size, services.decodes)
     camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
     kiosk = Kiosk(services, camera, display)
+    services.kiosk = kiosk  # POST /v1/standalone/teach puts up its teach screen
     pins = [getattr(settings.buttons, n) for n in ("next", "previous", "capture", "shutdown",
                                                   "led")]
     buttons = _buttons(settings, kiosk, pin_factory) if any(p != NO_PIN for p in pins) \

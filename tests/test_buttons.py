@@ -23,10 +23,10 @@ class FakeKiosk:
     def capture(self):
         self.calls.append("capture")
 
-    def toggle_mode(self):
+    def hold(self):
         self.mode = "manual" if self.mode == "auto" else "auto"
         self.calls.append("toggle")
-        return self.mode
+        return f"mode is now {self.mode}"
 
     def shutdown(self):
         self.calls.append("shutdown")

@@ -40,6 +40,7 @@ BODY_KINDS: dict[str, str] = {
     "deepstack.alpr": IMAGE,
     "doods.detect": IMAGE,  # base64 in JSON: a third larger than the picture
     "teach.add_example": IMAGE,  # one example photo
+    "teach.teach_screen": SMALL,  # {"model": ..., "classes": [...]}
     "verify.verify": IMAGE,  # a picture whose Content Credentials are read
 }
 

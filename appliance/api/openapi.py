@@ -232,6 +232,20 @@ def _teach_paths() -> dict[str, Any]:
             "delete": {"summary": "admin: remove one example, refit",
                        "parameters": [NAME, CLASS, EXAMPLE], **admin,
                        "responses": {"200": _json(refit), **_errors(401, 403, 404, 409)}}},
+        "/v1/standalone/teach": {
+            "post": {"summary": "admin: the teach screen for a taught model and its classes "
+                                "(added to those it has); the buttons choose a class, add "
+                                "the camera's picture, and a hold finishes",
+                     **admin, "requestBody": {"required": True, "content": {
+                         "application/json": {"schema": {"type": "object", "properties": {
+                             "model": {"type": "string"},
+                             "classes": {"type": "array", "items": {"type": "string"}}},
+                             "required": ["model"]}}}},
+                     "responses": {"200": _json("the model and its classes"),
+                                   **_errors(400, 401, 403, 409)}},
+            "delete": {"summary": "admin: take the teach screen down", **admin,
+                       "responses": {"200": _json("the model that was taught"),
+                                     **_errors(401, 403, 409)}}},
     }
 
 

@@ -1,11 +1,13 @@
-"""/v1/models/{name}/examples: teach the box new classes from example photos (admin)."""
+"""/v1/models/{name}/examples: teach the box new classes from example photos (admin);
+/v1/standalone/teach: the same from the box's camera, on its teach screen."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from appliance import safejson
 from appliance.api.common import services, uploaded
-from appliance.errors import BadRequest
+from appliance.errors import BadRequest, Conflict
 from appliance.schema import text_problem
 
 bp = Blueprint("teach", __name__, url_prefix="/v1")
@@ -63,6 +65,39 @@ def delete_class(name: str, cls: str):
 def delete_example(name: str, cls: str, example: str):
     """Admin: remove one example, refit."""
     return jsonify(_teacher().delete_example(name, cls, example))
+
+
+@bp.post("/standalone/teach")
+def teach_screen():
+    """Admin: put up the teach screen for a taught model and its classes (the buttons then
+    choose a class, add the camera's picture, and finish)."""
+    kiosk = _kiosk()
+    body = safejson.loads(request.get_data(cache=False))
+    if not (isinstance(body, dict) and isinstance(body.get("model"), str)
+            and isinstance(body.get("classes", []), list)
+            and all(isinstance(c, str) for c in body.get("classes", []))):
+        raise BadRequest('the body must be {"model": "NAME", "classes": ["CLASS", ...]} (the '
+                         "classes are added to those the model has)")
+    session = kiosk.teach(body["model"], body.get("classes", [])[:1000])
+    return jsonify({"teaching": session.name, "classes": session.classes})
+
+
+@bp.delete("/standalone/teach")
+def stop_teach_screen():
+    """Admin: take the teach screen down (as holding the capture button does)."""
+    kiosk = _kiosk()
+    teaching = kiosk.teaching.name if kiosk.teaching is not None else None
+    kiosk.stop_teaching()
+    return jsonify({"teaching": None, "finished": teaching})
+
+
+def _kiosk():
+    svc = services()
+    svc.auth.require_admin(request.headers.get("Authorization"))
+    if svc.kiosk is None:
+        raise Conflict("the box runs no screen loop: start it with --standalone (or "
+                       "standalone.enabled = true) to teach from its camera")
+    return svc.kiosk
 
 
 def _check_name(name: str) -> None:

@@ -3,8 +3,9 @@
 The pin factory is gpiozero's own choice (GPIOZERO_PIN_FACTORY=mock on a laptop; tests pass
 a MockFactory). A short press acts on release, so a long hold never also counts as a press:
 next / previous switch models; capture freezes and saves the result; holding capture
-switches auto/manual; holding next and previous together (or a dedicated button) shuts
-the box down. Any press also clears an error card.
+switches auto/manual; on the teach screen next / previous choose a class, capture adds the
+picture to it and holding capture finishes; holding next and previous together (or a
+dedicated button) shuts the box down. Any press also clears an error card.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Buttons:
     def _on_held(self, name: str) -> None:
         self._held.add(name)
         if name == "capture":
-            log.info("capture held: mode is now %s", self.kiosk.toggle_mode())
+            log.info("capture held: %s", self.kiosk.hold())
         elif name == "shutdown" or self._both_held():
             self.kiosk.shutdown()
 
