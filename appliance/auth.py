@@ -69,6 +69,20 @@ class Auth:
         return ok_infer or ok_admin
 
 
+    def token_id(self, header: str | None) -> str:
+        """What the token in `header` is, never the token: 'admin', 'infer', or 'none' (no
+        token, or one that is neither)."""
+        token = _bearer(header)
+        if token is None:
+            return "none"
+        digest = _digest(token)
+        if hmac.compare_digest(digest, self._admin):
+            return "admin"
+        if self._infer is not None and hmac.compare_digest(digest, self._infer):
+            return "infer"
+        return "none"
+
+
 def _bearer(header: str | None) -> str | None:
     if not header:
         return None

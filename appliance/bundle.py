@@ -75,6 +75,7 @@ TOP = {
     "created_by": Field(dict, required=False, default={}),
     "serving": Field(dict, required=False, default={}),
     "graphs": Field(dict, required=False, default={}),
+    "terms": Field(dict, required=False, default={}),
 }
 ATTRIBUTION = {
     "author": Field(str, max_length=300),
@@ -104,6 +105,11 @@ INPUT = {
 SERVING = {
     "max_batch": Field(int, required=False, check=positive),
     "max_wait_ms": Field((int, float), required=False, check=_not_negative),
+}
+# What the model's authors ask of every box that runs it, enforced by the box. A term this
+# box does not know refuses the bundle: a box must never serve a model on terms it ignores.
+TERMS = {
+    "requires_token": Field(bool, required=False, default=False),
 }
 CREATED_BY = {
     "tool": Field(str, required=False, default=""),
@@ -151,6 +157,8 @@ class Manifest:
     # The bundle's other graphs by name (each like `model`: file, sha256, precision), for
     # tasks that run more than one (text: detect, then orient and read each line).
     graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The authors' terms (TERMS): requires_token, the model answers only with a token.
+    terms: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,7 @@ class Bundle:
             "name": m.name, "version": m.version, "task": m.task,
             "description": m.description, "precision": m.model["precision"],
             "input_size": list(m.input.size), "license": m.attribution["license"],
-            "attribution": dict(m.attribution),
+            "attribution": dict(m.attribution), "terms": dict(m.terms),
         }
 
 
@@ -227,6 +235,7 @@ def _parse(data: Any, where: str) -> Manifest:
         serving={k: v for k, v in validate(top["serving"], SERVING, f"{where}.serving")
                  .items() if v is not None},
         graphs=_graphs(top["graphs"], task.graphs, f"{where}.graphs"),
+        terms=validate(top["terms"], TERMS, f"{where}.terms"),
     )
 
 

@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     install_key.add_argument("key", help="the PEM private key")
     install_key.add_argument("certs", help="the PEM certificate chain, the key's own first")
 
+    usage = sub.add_parser("usage", help="how often each model answered on this box (the "
+                           "usage ledger), or one model's statement for its authors")
+    _common(usage)
+    usage.add_argument("--model", help="only this model")
+    usage.add_argument("--month", help="only this month, YYYY-MM")
+    usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    usage.add_argument("--statement", action="store_true", help="the text to send the "
+                       "model's authors (needs --model; --month defaults to this one)")
+
     doctor = sub.add_parser("doctor", help="check this machine for what serving needs, "
                             "each finding with its fix")
     _common(doctor)
@@ -327,10 +336,43 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from appliance import ledger
+    from appliance.api.usage import check_model, check_month
+    from appliance.errors import BadRequest
+
+    settings = _settings(args)
+    model, month = check_model(args.model), check_month(args.month)
+    if args.statement and model is None:
+        raise BadRequest("--statement needs --model NAME: whose statement?")
+    if args.statement:
+        month = month or ledger.month_of(time.time())
+    try:
+        rows = ledger.read(settings.state.dir, model, month)
+    except sqlite3.Error as exc:
+        return _fail(args, f"cannot read the usage ledger in {settings.state.dir}: {exc} "
+                     "(the service moves a broken one aside at its next start)", 1)
+    if args.statement:
+        from appliance.provenance import box_name
+
+        print(ledger.statement(model, month, rows, box_name(settings)), end="")
+        return 0
+    if args.csv:
+        print(ledger.to_csv(rows), end="")
+        return 0
+    print(f"{'period':<10}  {'model':<24}  {'token':<5}  {'answered':>9}  {'failed':>7}")
+    for r in rows:
+        print(f"{r.period:<10}  {r.model:<24}  {r.token:<5}  {r.answered:>9,}  {r.failed:>7,}")
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "infer": cmd_infer,
             "check-config": cmd_check_config, "doctor": cmd_doctor,
             "discover": cmd_discover, "install": cmd_install, "fleet": cmd_fleet,
-            "verify": cmd_verify, "provenance": cmd_provenance}
+            "verify": cmd_verify, "provenance": cmd_provenance, "usage": cmd_usage}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -223,6 +223,20 @@ class Provenance:
 class Settings:
     server: Server = field(default_factory=Server)
     models: Models = field(default_factory=Models)
+@dataclass
+class Usage:
+    enabled: bool = setting(True, "keep the usage ledger (STATE/usage.db): requests per "
+                            "model, UTC day and token, for GET /v1/usage and statements")
+    flush_s: float = setting(5.0, "seconds between the ledger's writes to disk (a power cut "
+                             "loses at most this much counting)")
+    keep_days: int = setting(92, "days kept day by day; older days are rolled up into "
+                             "their month")
+    quota_infer: int = setting(0, "requests a UTC day the inference token may make (429 "
+                               "with Retry-After beyond); 0: no limit")
+    quota_none: int = setting(0, "requests a UTC day made without a token may make, all "
+                              "together (429 with Retry-After beyond); 0: no limit")
+
+
     imaging: Imaging = field(default_factory=Imaging)
     state: State = field(default_factory=State)
     auth: Auth = field(default_factory=Auth)
@@ -238,6 +252,7 @@ class Settings:
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
 
+    usage: Usage = field(default_factory=Usage)
 
 def describe() -> list[tuple[str, str, Any, str]]:
     """Every setting as (key path, type name, default, help), for docs and `check-config`."""
@@ -417,6 +432,10 @@ def _check_ranges(settings: Settings) -> None:
         if not ok:
             raise ConfigError(f"setting '{key}' must be {rule}")
     _check_hardware(settings)
+        ("usage.flush_s", 0.1 <= settings.usage.flush_s <= 3600, "0.1 to 3600"),
+        ("usage.keep_days", settings.usage.keep_days >= 31, "at least 31"),
+        ("usage.quota_infer", settings.usage.quota_infer >= 0, "0 or more"),
+        ("usage.quota_none", settings.usage.quota_none >= 0, "0 or more"),
     _check_infer_token(settings.auth.infer_token)
     _check_zmq(settings)
 

@@ -34,6 +34,7 @@ class Services:
     decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
     teacher: Any = None  # the taught models' examples and fits (appliance.teach)
     signer: Any = None  # signs result pictures (appliance.provenance); None: unsigned
+    ledger: Any = None  # the usage ledger (appliance.ledger); None: nothing counted
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Any = field(default=lambda: 0)
@@ -61,10 +62,13 @@ class Services:
         return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
                    limiter=limiter, decodes=decodes,
                    teacher=Teacher(settings, registry, decodes),
-                   signer=open_signer(settings))
+                   signer=open_signer(settings), ledger=open_ledger(settings))
 
     def start(self, background: bool = True) -> None:
-        """Load the models, in a background thread unless `background` is False."""
+        """Load the models, in a background thread unless `background` is False; start the
+        ledger's writer."""
+        if self.ledger is not None:
+            self.ledger.start()
         if background:
             self.registry.start()
         else:
@@ -73,6 +77,8 @@ class Services:
     def close(self) -> None:
         self.stopping.set()
         self.registry.close()
+        if self.ledger is not None:  # after the models: the last requests' counts written
+            self.ledger.close()
         if self.signer is not None:
             self.signer.close()
 
@@ -81,6 +87,15 @@ class Services:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_ledger(settings: Settings):
+    """The usage ledger in the state folder (in memory only when usage.enabled is false)."""
+    from appliance.ledger import Ledger
+
+    usage = settings.usage
+    return Ledger(settings.state.dir if usage.enabled else None, usage.flush_s,
+                  usage.keep_days, {"infer": usage.quota_infer, "none": usage.quota_none})
 
 
 def _gauges(registry: Registry) -> list[str]:

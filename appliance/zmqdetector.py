@@ -34,8 +34,9 @@ import numpy as np
 from PIL import Image
 
 from appliance import compat, pipeline, safejson, zmtp
-from appliance.api.admission import model_label
+from appliance.api.admission import charge, count
 from appliance.errors import ApplianceError, BadRequest, ConfigError
+from appliance.ledger import NO_TOKEN
 
 log = logging.getLogger(__name__)
 ROWS = 20  # Frigate's detectors answer a 20x6 array; a 21st row fails in Frigate
@@ -91,6 +92,7 @@ class Reply:
     frames: list[bytes]
     status: int = 200
     model: str | None = None
+    charged: bool = False  # admitted by the model's terms and the daily quota: in the ledger
 
 
 class ZmqDetector:
@@ -131,8 +133,8 @@ class ZmqDetector:
         reply = self.answer(frames)
         if reply.model is not None or reply.status != 200:
             name = reply.model or self.services.settings.compat.detection_model
-            self.services.metrics.observe(model_label(self.services, name), reply.status,
-                                          time.perf_counter() - started)
+            count(self.services, name, reply.status, time.perf_counter() - started,
+                  NO_TOKEN if reply.charged else None)
         return reply.frames
 
     def answer(self, frames: list[bytes]) -> Reply:
@@ -167,8 +169,13 @@ class ZmqDetector:
         name = self.services.settings.compat.detection_model
         runner = compat.runner(self.services.registry, name, ("detect",), "the zmq detector")
         image = _picture(header, data)
-        answer = pipeline.infer_image(runner, image, {"threshold": str(MIN_SCORE)})
-        return Reply([self.rows(compat.detections(answer), image.size).tobytes()], 200, name)
+        charge(self.services, name, NO_TOKEN)  # Frigate's protocol carries no token
+        try:
+            answer = pipeline.infer_image(runner, image, {"threshold": str(MIN_SCORE)})
+        except ApplianceError as exc:
+            return Reply([_json({"error": exc.message})], exc.status, name, charged=True)
+        return Reply([self.rows(compat.detections(answer), image.size).tobytes()], 200, name,
+                     charged=True)
 
     def rows(self, found: list[compat.Detection], size: tuple[int, int]) -> np.ndarray:
         """Frigate's 20x6 float32 answer: known classes only, best first."""

@@ -3,10 +3,14 @@ model answering, with 10, 100 and 500 examples; held-out accuracy on small class
 from scikit-image's photographs (random crops and flips); memory added per taught model.
 
     python tools/bench_teach.py [--sizes 10,100,500] [--repeats 5] [--models-dir models]
+        [--ui]
 
 Everything runs in this process through the Flask app (no network): one "last example" is
 the POST of the photo (decode, embed, store, refit, write the bundle, swap it in) followed
-by the first inference on the taught model.
+by the first inference on the taught model. The teach screen's capture-to-refit is the
+capture button's action on the Kiosk (folder camera, file display) until the refit serves,
+and until the screen showing the new count is drawn. `--ui` also times the upload page in
+headless Chromium against a real server process, beside the same two requests over HTTP.
 """
 
 from __future__ import annotations
@@ -135,6 +139,115 @@ def last_example(sizes: list[int], repeats: int, models_dir: Path) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def teach_screen(sizes: list[int], repeats: int, models_dir: Path) -> None:
+    """The teach screen: a capture (the button's action) until the refit serves, and until
+    the screen with the new count is drawn."""
+    from appliance.hardware.cameras import FolderCamera
+    from appliance.hardware.displays import FileDisplay
+    from appliance.standalone import Kiosk
+
+    print("teach screen: capture to refit served (and to the new screen drawn)")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as state:
+            folder, services, _ = box(models_dir, Path(state))
+            try:
+                seed_examples(services, "bench", size - repeats - 1)
+                camera = folder / "camera"
+                camera.mkdir()
+                photos = crops("chelsea", repeats + 1, seed=98)
+                kiosk = Kiosk(services, FolderCamera(str(camera), 0.001),
+                              FileDisplay(str(folder / "screen"), (800, 480)))
+                kiosk.teach("bench", [])
+                kiosk.teaching.chosen = kiosk.teaching.classes.index("chelsea")
+                fits, screens_ms = [], []
+                for k, data in enumerate(photos):
+                    (camera / f"{k:03d}.jpg").write_bytes(data)
+                    time.sleep(0.002)  # the folder camera's next frame
+                    kiosk.tick()
+                    started = time.perf_counter()
+                    kiosk.capture()
+                    fitted = time.perf_counter()
+                    kiosk.tick()
+                    if k:  # the first fit of a new model is an install
+                        fits.append((fitted - started) * 1000)
+                        screens_ms.append((time.perf_counter() - started) * 1000)
+                    (camera / f"{k:03d}.jpg").unlink()
+                examples = services.teacher.describe("bench")["examples"]
+                print(f"  {examples:4d} examples: {min(fits):6.0f}-{max(fits):6.0f} ms "
+                      f"(median {statistics.median(fits):.0f}); with the new screen "
+                      f"{min(screens_ms):.0f}-{max(screens_ms):.0f} ms")
+            finally:
+                services.close()
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def upload_page(repeats: int, models_dir: Path) -> None:
+    """The upload page in headless Chromium: a photo dropped on a class until the page has
+    refreshed (POST, the class's ids and thumbnails, the model cards), then a photo dropped
+    on the page until its labels show; beside them the same POST and infer over HTTP."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_web import CHROMIUM, CHROMIUM_ARGS
+    from tools.live_server import LiveServer, request
+
+    print("upload page (Chromium, real server): drop on a class until the page is updated, "
+          "+ drop a photo until the labels show; the same two requests over HTTP")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        shutil.copytree(models_dir / "lite0-embed", tmp_path / "models" / "lite0-embed")
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "admin-token").write_text(ADMIN + "\n")
+        photos = {cls: crops(cls, 2 * repeats + 4, seed=k) for k, cls in enumerate(OBJECTS[:2])}
+        files = {}
+        for cls, datas in photos.items():
+            for k, data in enumerate(datas):
+                files[cls, k] = tmp_path / f"{cls}-{k}.jpg"
+                files[cls, k].write_bytes(data)
+        with LiveServer(tmp_path / "models", tmp_path / "state") as live, \
+                sync_playwright() as playwright:
+            live.wait_ready()
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1100, "height": 1400})
+            page.goto(live.url + "/")
+            page.fill("#admin-token", ADMIN)
+            page.fill("#teach-name", "bench")
+            page.fill("#teach-class-names", ", ".join(photos))
+            page.click("#teach-open")
+            for cls in photos:  # 4 examples a class, then the measured ones
+                page.set_input_files(f".teach-class[data-class='{cls}'] input",
+                                     [str(files[cls, k]) for k in range(4)])
+                page.wait_for_selector(f".teach-class[data-class='{cls}'][data-count='4']")
+            updated, answered = [], []
+            for k in range(repeats):
+                count = 5 + k
+                card = f".teach-class[data-class='chelsea'][data-count='{count}']"
+                started = time.perf_counter()
+                page.set_input_files(".teach-class[data-class='chelsea'] input",
+                                     str(files["chelsea", 4 + k]))
+                page.wait_for_selector(card)
+                updated.append((time.perf_counter() - started) * 1000)
+                page.evaluate("document.getElementById('output').textContent = ''")
+                page.set_input_files("#file", str(files["coffee", 4 + k]))
+                page.wait_for_selector(".pred")
+                answered.append((time.perf_counter() - started) * 1000)
+            browser.close()
+            over_http = []
+            for k in range(repeats):
+                started = time.perf_counter()
+                status = request("POST", f"{live.url}/v1/models/bench/examples/coffee",
+                                 photos["coffee"][4 + repeats + k],
+                                 {**AUTH, "Content-Type": "image/jpeg"})[0]
+                assert status == 201
+                assert request("POST", f"{live.url}/v1/models/bench/infer",
+                               photos["chelsea"][4 + repeats + k],
+                               {"Content-Type": "image/jpeg"})[0] == 200
+                over_http.append((time.perf_counter() - started) * 1000)
+    print(f"  page updated {min(updated):.0f}-{max(updated):.0f} ms, labels shown "
+          f"{min(answered):.0f}-{max(answered):.0f} ms (median "
+          f"{statistics.median(answered):.0f}); POST + infer over HTTP "
+          f"{min(over_http):.0f}-{max(over_http):.0f} ms (about 10 examples)")
+
+
 def accuracy(models_dir: Path, train: int, test: int) -> None:
     print(f"held-out accuracy ({train} examples a class, {test} held-out crops a class)")
     for label, classes in (("objects", OBJECTS), ("textures", TEXTURES)):
@@ -183,13 +296,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models-dir", type=Path, default=config.CHECKOUT / "models")
     parser.add_argument("--memory-models", type=int, default=5)
+    parser.add_argument("--ui", action="store_true",
+                        help="also time the upload page in headless Chromium")
+    parser.add_argument("--only", choices=["last", "screen", "accuracy", "memory", "ui"])
     args = parser.parse_args(argv)
     if not (args.models_dir / "lite0-embed" / "manifest.json").is_file():
         print(f"no lite0-embed in {args.models_dir}: run `make models`", file=sys.stderr)
         return 2
-    last_example([int(s) for s in args.sizes.split(",")], args.repeats, args.models_dir)
-    accuracy(args.models_dir, train=5, test=10)
-    memory(args.models_dir, args.memory_models)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    runs = {"last": lambda: last_example(sizes, args.repeats, args.models_dir),
+            "screen": lambda: teach_screen(sizes, args.repeats, args.models_dir),
+            "accuracy": lambda: accuracy(args.models_dir, train=5, test=10),
+            "memory": lambda: memory(args.models_dir, args.memory_models),
+            "ui": lambda: upload_page(args.repeats, args.models_dir)}
+    for name, run in runs.items():
+        if args.only == name or (args.only is None and (name != "ui" or args.ui)):
+            run()
     return 0
 
 

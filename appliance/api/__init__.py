@@ -14,6 +14,7 @@ from appliance.api import (
     models,
     openapi,
     teach,
+    usage,
     v2,
     verify,
     web,
@@ -32,6 +33,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     errors.register(app)
     admission.register(app)
     for blueprint in (health.bp, models.bp, openapi.bp, web.bp, kiosk.bp, v2.bp, deepstack.bp,
-                      doods.bp, teach.bp, verify.bp):
+                      doods.bp, teach.bp, verify.bp, usage.bp):
         app.register_blueprint(blueprint)
     return app

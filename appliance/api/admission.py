@@ -2,7 +2,8 @@
 
 In order: the origin and host check (for every route, before routing answers), then for
 admitted routes the inference token when one is set, load shedding, the per-client rate
-limit, and metrics whose labels are installed model names only. A new route that runs a
+limit, and for routes that run a model the model's terms and the token's daily quota, then
+metrics whose labels are installed model names only and the usage ledger. A new route that runs a
 model or shows the camera is decorated with `@admitted(...)`; a test fails for any route
 that is neither admitted nor listed as open.
 """
@@ -20,7 +21,9 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.api.common import services
 from appliance.api.origin import check_origin
-from appliance.errors import ApplianceError, Busy
+from appliance.auth import CHALLENGE
+from appliance.errors import ApplianceError, Busy, Unauthorized
+from appliance.ledger import NO_TOKEN
 
 SHED_ROUNDS = 2
 UNKNOWN_MODEL = "_unknown"  # no bundle name can start with '_': never an installed name
@@ -76,7 +79,7 @@ def admitted(metered: bool = False, local_view: bool = False, **protocol) -> Cal
 
 def _admit(policy: Policy, view: Callable, kwargs: dict):
     svc = services()
-    started, status = time.perf_counter(), 500
+    started, status, token = time.perf_counter(), 500, None
     try:
         if policy.token is None:
             _authorize(svc, policy)
@@ -84,6 +87,9 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
         svc.limiter.take(request.remote_addr or "unknown")
         if policy.token is not None:
             _authorize(svc, policy)
+        if policy.metered:
+            token = svc.auth.token_id(_header(policy))
+            charge(svc, _model(policy, kwargs), token)
         response = make_response(view(**kwargs))
         status = response.status_code
         return response
@@ -92,18 +98,51 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
         raise
     finally:
         if policy.metered:
-            name = policy.model(kwargs) if policy.model else kwargs.get("name")
-            svc.metrics.observe(model_label(svc, name), status, time.perf_counter() - started)
+            count(svc, _model(policy, kwargs), status, time.perf_counter() - started, token)
+
+
+def _model(policy: Policy, kwargs: dict) -> str | None:
+    return policy.model(kwargs) if policy.model else kwargs.get("name")
 
 
 def _authorize(svc, policy: Policy) -> None:
     if policy.local_view and _loopback(request.remote_addr):
         return
+    svc.auth.require_infer(_header(policy), policy.how)
+
+
+def _header(policy: Policy) -> str | None:
+    """The request's Authorization header, or the token where its protocol carries it."""
     header = request.headers.get("Authorization")
     if header is None and policy.token is not None:
         token = policy.token()
         header = f"Bearer {token}" if token else None
-    svc.auth.require_infer(header, policy.how)
+    return header
+
+
+def charge(svc, name: str | None, token: str) -> None:
+    """Admit one run of model `name` (None: the active one) by `token` ('admin', 'infer'
+    or 'none'): the model's terms, then the token's daily quota. Raises Unauthorized when
+    the model answers only with a token, TooManyRequests when the quota is spent."""
+    label = model_label(svc, name)
+    runner = svc.registry.runners().get(label)
+    if runner is not None and token == NO_TOKEN and \
+            runner.bundle.manifest.terms.get("requires_token"):
+        raise Unauthorized(f"model {label} answers only with a token (its terms: "
+                           "requires_token): send 'Authorization: Bearer TOKEN' with the "
+                           "inference token (auth.infer_token) or the admin token",
+                           headers=CHALLENGE)
+    if svc.ledger is not None:
+        svc.ledger.admit(token)
+
+
+def count(svc, name: str | None, status: int, seconds: float, token: str | None) -> None:
+    """Count one request of model `name` (None: the active one) in /metrics and, once it
+    was admitted and charged to `token`, in the usage ledger."""
+    label = model_label(svc, name)
+    svc.metrics.observe(label, status, seconds)
+    if token is not None and label != UNKNOWN_MODEL and svc.ledger is not None:
+        svc.ledger.record(label, token, status < 400)
 
 
 def _loopback(address: str | None) -> bool:

@@ -26,6 +26,8 @@ def readyz():
     if svc.auth.allows_infer(request.headers.get("Authorization")):
         body["models"] = sorted(registry.runners())
         body["failed"] = {f.name: f.error for f in registry.failures().values()}
+        if svc.ledger is not None and svc.ledger.problem is not None:
+            body["usage"] = {"recording": False, "problem": svc.ledger.problem}
     if not registry.loaded:
         body["reason"] = "models are still loading"
     elif not registry.ready:

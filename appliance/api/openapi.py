@@ -311,6 +311,38 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": _json("signed, valid, tampered, from_box, trusted, the "
                                            "model, attribution, box, made and a message"),
                               **_errors(400, 413, 415, 503)}}},
+            "/v1/usage": {"get": {
+                "summary": "admin: the usage ledger, requests per model, UTC day (older days: "
+                           "their month) and token (admin, infer, none), as JSON or CSV",
+                "parameters": [
+                    {"name": "model", "in": "query", "schema": {"type": "string"},
+                     "description": "only this model"},
+                    {"name": "month", "in": "query",
+                     "schema": {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+                     "description": "only this month, YYYY-MM"},
+                    {"name": "format", "in": "query",
+                     "schema": {"type": "string", "enum": ["json", "csv"]},
+                     "description": "json (default) or csv; Accept: text/csv also gives CSV"}],
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "recording, file, problem, dropped, "
+                                                     "totals by model and the rows",
+                                      "content": {"application/json": {"schema": {
+                                          "type": "object"}},
+                                                  "text/csv": {"schema": {
+                                                      "type": "string"}}}},
+                              **_errors(400, 401, 403)}}},
+            "/v1/usage/{name}/statement": {"get": {
+                "summary": "admin: a plain-text statement of how often a model answered on "
+                           "this box in a month, to send to its authors",
+                "parameters": [NAME, {"name": "month", "in": "query",
+                                      "schema": {"type": "string",
+                                                 "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+                                      "description": "YYYY-MM; default this UTC month"}],
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "the statement",
+                                      "content": {"text/plain": {"schema": {
+                                          "type": "string"}}}},
+                              **_errors(400, 401, 403)}}},
             "/v1/models/{name}/activate": {"post": {
                 "summary": "admin: make a model the active one", "parameters": [NAME],
                 "security": [{"bearer": []}],
