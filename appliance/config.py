@@ -220,10 +220,6 @@ class Provenance:
 
 
 @dataclass
-class Settings:
-    server: Server = field(default_factory=Server)
-    models: Models = field(default_factory=Models)
-@dataclass
 class Usage:
     enabled: bool = setting(True, "keep the usage ledger (STATE/usage.db): requests per "
                             "model, UTC day and token, for GET /v1/usage and statements")
@@ -237,6 +233,10 @@ class Usage:
                               "together (429 with Retry-After beyond); 0: no limit")
 
 
+@dataclass
+class Settings:
+    server: Server = field(default_factory=Server)
+    models: Models = field(default_factory=Models)
     imaging: Imaging = field(default_factory=Imaging)
     state: State = field(default_factory=State)
     auth: Auth = field(default_factory=Auth)
@@ -248,11 +248,11 @@ class Usage:
     compat: Compat = field(default_factory=Compat)
     teach: Teach = field(default_factory=Teach)
     provenance: Provenance = field(default_factory=Provenance)
+    usage: Usage = field(default_factory=Usage)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
 
-    usage: Usage = field(default_factory=Usage)
 
 def describe() -> list[tuple[str, str, Any, str]]:
     """Every setting as (key path, type name, default, help), for docs and `check-config`."""
@@ -425,6 +425,10 @@ def _check_ranges(settings: Settings) -> None:
         ("teach.unknown_label", 1 <= len(settings.teach.unknown_label) <= 64
          and "/" not in settings.teach.unknown_label, "1-64 characters without '/'"),
         ("teach.wait_s", settings.teach.wait_s >= 0, "0 or more"),
+        ("usage.flush_s", 0.1 <= settings.usage.flush_s <= 3600, "0.1 to 3600"),
+        ("usage.keep_days", settings.usage.keep_days >= 31, "at least 31"),
+        ("usage.quota_infer", settings.usage.quota_infer >= 0, "0 or more"),
+        ("usage.quota_none", settings.usage.quota_none >= 0, "0 or more"),
         ("compat.max_predictions", 1 <= settings.compat.max_predictions <= 1000,
          "1 to 1000"),
     ]
@@ -432,10 +436,6 @@ def _check_ranges(settings: Settings) -> None:
         if not ok:
             raise ConfigError(f"setting '{key}' must be {rule}")
     _check_hardware(settings)
-        ("usage.flush_s", 0.1 <= settings.usage.flush_s <= 3600, "0.1 to 3600"),
-        ("usage.keep_days", settings.usage.keep_days >= 31, "at least 31"),
-        ("usage.quota_infer", settings.usage.quota_infer >= 0, "0 or more"),
-        ("usage.quota_none", settings.usage.quota_none >= 0, "0 or more"),
     _check_infer_token(settings.auth.infer_token)
     _check_zmq(settings)
 
