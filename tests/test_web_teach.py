@@ -3,9 +3,12 @@ a real server process that learns with the real lite0-embed, on crops of scikit-
 photographs: a taught model made, photos dropped on its classes, counts and thumbnails,
 the honest accuracy, an example and a class deleted, and the model answering on the page."""
 
+import contextlib
 import shutil
+import time
 
 import pytest
+from PIL import Image
 
 from appliance import config
 from tests.conftest import ADMIN
@@ -20,6 +23,12 @@ EMBEDDER = config.CHECKOUT / "models" / "lite0-embed"
 @pytest.fixture
 def teach_page(models_dir, tmp_path):
     """The upload page of a box with lite0-embed, its admin token typed in the panel."""
+    with _teach_page(models_dir, tmp_path) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def _teach_page(models_dir, tmp_path, env=None):
     if CHROMIUM is None:
         pytest.skip("needs Debian's chromium package (apt-get install chromium)")
     if not (EMBEDDER / "manifest.json").is_file():
@@ -29,7 +38,8 @@ def teach_page(models_dir, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "admin-token").write_text(ADMIN + "\n")
-    with LiveServer(models_dir, state) as live, sync_api.sync_playwright() as playwright:
+    with LiveServer(models_dir, state, env=env) as live, \
+            sync_api.sync_playwright() as playwright:
         live.wait_ready()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
@@ -127,8 +137,40 @@ def test_a_wrong_token_and_a_file_that_is_not_a_photo_are_said_in_words(teach_pa
     assert page.locator(".teach-class").count() == 3  # Dogs is dogs
     junk = tmp_path / "notes.jpg"
     junk.write_bytes(b"these are my notes, not a photo")
+    page.click("#teach-screen")  # this box runs no screen loop
+    assert "start it with --standalone" in page.wait_for_selector(
+        "#teach-status[role=alert]").inner_text()
     page.set_input_files(".teach-class[data-class='cats'] input[type=file]", str(junk))
     alert = page.wait_for_selector("#teach-status[role=alert]:has-text('notes.jpg')")
     assert "not an accepted image format" in alert.inner_text()
     assert page.get_attribute(".teach-class[data-class='cats']", "data-count") == "0"
     assert page.errors == []
+
+
+def test_the_box_screen_teaches_what_the_page_opened(models_dir, tmp_path):
+    camera, screen = tmp_path / "camera", tmp_path / "screen"
+    camera.mkdir()
+    (camera / "door.jpg").write_bytes(crops("rocket", 1, 0)[0])
+    env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_CAMERA_KIND": "folder",
+           "APPLIANCE_CAMERA_PATH": str(camera), "APPLIANCE_DISPLAY_KIND": "file",
+           "APPLIANCE_DISPLAY_PATH": str(screen), "APPLIANCE_DISPLAY_WIDTH": "320",
+           "APPLIANCE_DISPLAY_HEIGHT": "180"}
+    with _teach_page(models_dir, tmp_path, env) as page:
+        _open(page, "door", "parcel, nothing")
+        page.wait_for_selector(".teach-class[data-class='nothing']")
+        page.click("#teach-screen")
+        page.wait_for_selector("#teach-status:has-text(\"The box's screen teaches door now\")")
+        deadline = time.monotonic() + 20
+        while not _teach_screen_shown(screen):  # the classes' panel beside the camera
+            assert time.monotonic() < deadline, "the teach screen never came up"
+            time.sleep(0.05)
+        assert page.errors == []
+
+
+def _teach_screen_shown(screen) -> bool:
+    frames = sorted(screen.glob("frame-*.png"))
+    try:
+        with Image.open(frames[-1]) as latest:
+            return latest.convert("RGB").getpixel((300, 100)) == (24, 24, 27)
+    except (IndexError, OSError):  # no frame yet, or one being replaced
+        return False

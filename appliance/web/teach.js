@@ -227,7 +227,22 @@
     if (serving === false) box.append(tag("p", { class: "muted" }, "It does not answer now: it needs two classes with an example."));
   }
 
+  async function onTheScreen() {
+    // The box's own teach screen for this model and its classes: its buttons then choose
+    // a class and add the camera's picture (POST /v1/standalone/teach).
+    if (!teach.name) return say("Open a model first: its name and classes", true);
+    const token = $t("admin-token").value.trim();
+    const response = await fetch("/v1/standalone/teach", { method: "POST",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+      body: JSON.stringify({ model: teach.name, classes: teach.classes }) });
+    const json = await response.json().catch(() => ({}));
+    if (!response.ok) return say(json.error ? json.error.message : response.statusText, true);
+    say(`The box's screen teaches ${json.teaching} now: next and previous choose a class, `
+      + "capture adds the camera's picture, holding capture finishes");
+  }
+
   $t("teach-form").addEventListener("submit", openModel);
+  $t("teach-screen").addEventListener("click", () => onTheScreen().catch((err) => say(String(err), true)));
   $t("add-class").addEventListener("click", () => {
     for (const cls of typedClasses()) {
       if (!teach.name || teach.classes.some((c) => c.toLowerCase() === cls.toLowerCase())) continue;
