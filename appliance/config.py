@@ -222,7 +222,8 @@ class Provenance:
 @dataclass
 class Usage:
     enabled: bool = setting(True, "keep the usage ledger (STATE/usage.db): requests per "
-                            "model, UTC day and token, for GET /v1/usage and statements")
+                            "model, UTC day and token, for GET /v1/usage and statements; "
+                            "false: nothing is counted and no quota applies")
     flush_s: float = setting(5.0, "seconds between the ledger's writes to disk (a power cut "
                              "loses at most this much counting)")
     keep_days: int = setting(92, "days kept day by day; older days are rolled up into "

@@ -90,12 +90,15 @@ class Services:
 
 
 def open_ledger(settings: Settings):
-    """The usage ledger in the state folder (in memory only when usage.enabled is false)."""
+    """The usage ledger in the state folder; None when usage.enabled is false (nothing is
+    counted, and no quota applies)."""
+    if not settings.usage.enabled:
+        return None
     from appliance.ledger import Ledger
 
     usage = settings.usage
-    return Ledger(settings.state.dir if usage.enabled else None, usage.flush_s,
-                  usage.keep_days, {"infer": usage.quota_infer, "none": usage.quota_none})
+    return Ledger(settings.state.dir, usage.flush_s, usage.keep_days,
+                  {"infer": usage.quota_infer, "none": usage.quota_none})
 
 
 def _gauges(registry: Registry) -> list[str]:

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -278,3 +279,18 @@ def _written(state) -> int:
         return 0
     return found or 0
 
+
+
+def test_usage_enabled_false_counts_nothing_and_says_so(settings, models_dir):
+    from appliance.services import Services
+
+    settings.usage.enabled = False
+    settings.usage.quota_none = 1  # no ledger, no quota
+    with Services.build(settings, admin=ADMIN) as services:
+        services.start(background=False)
+        client = create_app(settings, services).test_client()
+        assert [_infer(client).status_code for _ in range(2)] == [200, 200]
+        off = client.get("/v1/usage", headers=AUTH)
+        assert off.status_code == 503
+        assert "the usage ledger is off on this box" in off.get_json()["error"]["message"]
+    assert not (Path(settings.state.dir) / LEDGER_FILE).exists()

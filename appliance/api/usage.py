@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from appliance import ledger
 from appliance.api.common import services
-from appliance.errors import BadRequest
+from appliance.errors import BadRequest, Unavailable
 
 bp = Blueprint("usage", __name__, url_prefix="/v1")
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -18,6 +18,9 @@ FORMATS = ("json", "csv")
 def _ledger():
     svc = services()
     svc.auth.require_admin(request.headers.get("Authorization"))
+    if svc.ledger is None:
+        raise Unavailable("the usage ledger is off on this box: set usage.enabled = true "
+                          "and restart to count")
     return svc.ledger
 
 
