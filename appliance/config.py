@@ -49,6 +49,10 @@ class Server:
     port: int = setting(8080, "TCP port; flag --port")
     threads: int = setting(8, "WSGI worker threads (requests handled at once)")
     max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
+    max_receiving_mb: float = setting(100.0, "request bodies held at once, all connections "
+                                      "together, in MB, bundle uploads with the admin token "
+                                      "aside; more wait for a 503 with Retry-After. At least "
+                                      "server.max_upload_mb")
     max_streams: int = setting(2, "most live event streams (/v1/events, the kiosk page) open "
                                "at once, each holding a worker thread; more get 503. At "
                                "most half of server.threads are ever used")
@@ -399,6 +403,9 @@ def _check_ranges(settings: Settings) -> None:
         ("server.port", 0 <= settings.server.port <= 65535, "between 0 and 65535"),
         ("server.threads", settings.server.threads >= 1, "at least 1"),
         ("server.max_upload_mb", settings.server.max_upload_mb > 0, "above 0"),
+        ("server.max_receiving_mb",
+         settings.server.max_receiving_mb >= settings.server.max_upload_mb,
+         "at least server.max_upload_mb"),
         ("server.max_streams", settings.server.max_streams >= 0, "0 or more"),
         ("models.intra_op_threads", settings.models.intra_op_threads >= 0, "0 or more"),
         ("models.queue_size", settings.models.queue_size >= 1, "at least 1"),

@@ -6,6 +6,9 @@ Flask app sees a request.
   stopped at it. waitress alone caps every route at the largest cap and spools the body to a
   temporary file before the app can say 405. A bundle upload without the admin token is
   refused (401/403) from its headers too.
+- Bodies held at once, all connections together, are bounded (server.max_receiving_mb;
+  admin-token bundle uploads aside): past it a new upload is a 503 with Retry-After from its
+  headers, so a crowd cannot fill memory or the disk with uploads the app has not yet seen.
 - `Content-Length` together with `Transfer-Encoding` (request smuggling behind a proxy) is a
   400 and the connection is closed.
 - Every error the server itself makes is the box's JSON, `{"error": {"code", "message"}}`,
@@ -23,6 +26,7 @@ import json
 import logging
 import socket
 import time
+import weakref
 from functools import partial
 from http import HTTPStatus
 
@@ -33,7 +37,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import BadRequest, Error, RequestEntityTooLarge
 
-from appliance.api.limits import BodyLimits, Limit
+from appliance.api.limits import BodyLimits, Limit, Receiving
 from appliance.dispatch import HotThreadDispatcher
 from appliance.errors import ApplianceError
 
@@ -72,10 +76,12 @@ class LimitedParser(HTTPRequestParser):
 
     refusal = None
     limit: Limit | None = None
+    _give_back: weakref.finalize | None = None
 
     def __init__(self, adj: Adjustments, limits: BodyLimits) -> None:
         super().__init__(adj)
         self.limits = limits
+        self._held = [0]  # bytes of the budget this body holds (a list: the finalizer's)
 
     def parse_header(self, header_plus: bytes) -> None:
         """Parse the headers, then refuse CL+TE (a 400) and look up the route's cap; a
@@ -95,6 +101,8 @@ class LimitedParser(HTTPRequestParser):
                 self.limits.admin(self.headers.get("AUTHORIZATION"))
             except ApplianceError as exc:
                 self._stop(Refused(exc))
+        else:
+            self._hold(self.content_length)
 
     def received(self, data: bytes) -> int:
         """waitress's `received`, stopping a chunked body at the route's cap (one byte past
@@ -105,15 +113,42 @@ class LimitedParser(HTTPRequestParser):
         if (self.refusal is None and self.chunked and self.limit is not None
                 and self.body_bytes_received > self.limit.bytes):
             self._stop(BodyTooLarge(self.limit.message(None)))
+        elif self.refusal is None and self.chunked and not self.limit.admin_only:
+            self._hold(self.body_bytes_received - self._held[0])
         if self.refusal is not None:
             self.error, self.completed = self.refusal, True
         return consumed
+
+    def close(self) -> None:
+        """waitress's close of a finished request, giving back the bytes its body held."""
+        super().close()
+        if self._give_back is not None:
+            self._give_back()
+
+    def _hold(self, size: int) -> None:
+        """Count `size` more bytes of this body against the server's receiving budget, or
+        refuse the request (503) when the budget is spent. What is held is given back at
+        close, or when the parser is dropped with its connection."""
+        if size <= 0:
+            return
+        receiving = self.limits.receiving
+        if not receiving.take(size):
+            self._stop(Refused(receiving.refusal()))
+            return
+        self._held[0] += size
+        if self._give_back is None:
+            self._give_back = weakref.finalize(self, _give, receiving, self._held)
 
     def _stop(self, refusal) -> None:
         self.refusal = refusal
         self.expect_continue = False  # never invite the client to send what is refused
         if not self.chunked or self.body_bytes_received == 0:
             self.body_rcv = None  # no body receiver: nothing of it is ever buffered
+
+
+def _give(receiving: Receiving, held: list[int]) -> None:
+    receiving.give(held[0])
+    held[0] = 0
 
 
 class JsonErrorTask(ErrorTask):

@@ -72,6 +72,9 @@ def test_ranges_are_checked():
         config.load(env={"APPLIANCE_SERVER_PORT": "70000"})
     with pytest.raises(ConfigError, match="'models.queue_size' must be at least 1"):
         config.load(env={"APPLIANCE_MODELS_QUEUE_SIZE": "0"})
+    with pytest.raises(ConfigError, match="'server.max_receiving_mb' must be at least "
+                       "server.max_upload_mb"):
+        config.load(env={"APPLIANCE_SERVER_MAX_RECEIVING_MB": "19"})
 
 
 def test_missing_and_broken_files(tmp_path):

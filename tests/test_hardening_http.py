@@ -376,3 +376,46 @@ def test_row30_sigterm_ends_open_event_streams_at_once(models_dir, tmp_path):
         finally:
             for sock in streams:
                 sock.close()
+
+
+def _held_upload(port: int, size: int, sent: int) -> socket.socket:
+    """A connection that declares an image upload of `size` bytes, sends `sent` of them and
+    waits (a crowd's slow uploads, held open)."""
+    sock = _connect(port)
+    sock.sendall(b"POST /v1/models/tiny-classify/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s"
+                 % (size, b"\xff" * sent))
+    return sock
+
+
+def _eventually(check, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)
+
+
+def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_path):
+    env = {"APPLIANCE_SERVER_MAX_UPLOAD_MB": "1", "APPLIANCE_SERVER_MAX_RECEIVING_MB": "2",
+           "APPLIANCE_AUTH_RATE_PER_MINUTE": "0"}
+    with LiveServer(models_dir, tmp_path / "state", env=env) as live:
+        live.wait_ready()
+        url = f"{live.url}/v1/models/tiny-classify/infer"
+        for _ in range(12):  # 12 MB one after the other: each body is given back when done
+            assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
+        crowd = [_held_upload(live.port, 1 << 20, 100 << 10) for _ in range(2)]
+        try:  # 2 MB held of 2 MB + 64 KB framing: a 200 KB upload waits
+            _eventually(lambda: post_image(url, image_bytes() + b"\0" * (200 << 10))[0]
+                        == 503)
+            with _connect(live.port) as sock:
+                reply = _exchange(sock, b"POST /v1/models/tiny-classify/infer HTTP/1.1\r\n"
+                                  b"Host: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                                  b"Content-Length: %d\r\n\r\n" % (1 << 20))  # no body
+            assert reply.status == 503 and reply.headers["retry-after"] == "1", reply
+            error = json.loads(reply.body)["error"]
+            assert error["code"] == "busy" and "server.max_receiving_mb = 2" in error["message"]
+        finally:
+            for sock in crowd:
+                sock.close()
+        # The crowd's connections are gone: their bytes are given back.
+        _eventually(lambda: post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200)

@@ -156,3 +156,56 @@ def test_max_streams_is_a_documented_setting_with_a_range():
     assert settings.server.max_streams == 3
     with pytest.raises(config.ConfigError, match="server.max_streams"):
         config.load(env={"APPLIANCE_SERVER_MAX_STREAMS": "-1"})
+
+
+def _receiving_limits(app, **overrides):
+    settings = config.load(env={}, overrides={"server.max_upload_mb": 1,
+                                              "server.max_receiving_mb": 2, **overrides})
+    return limits.BodyLimits(app.url_map, settings)
+
+
+def _upload(size: int, chunked: bool = False, path: bytes = b"/v1/models/x/infer") -> bytes:
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size
+    return b"POST %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (path, framing)
+
+
+def test_bodies_held_at_once_are_bounded(app):
+    from appliance.httpserver import Refused
+
+    body_limits = _receiving_limits(app)
+    first, second = (_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000) for _ in range(2))
+    assert first.error is None and second.error is None
+    assert body_limits.receiving.held == 2 << 20
+    third = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000)
+    assert isinstance(third.error, Refused) and third.error.code == 503
+    assert third.error.error.headers == {"Retry-After": "1"}
+    assert third.body_rcv is None  # nothing of it buffered
+    assert body_limits.receiving.held == 2 << 20  # the refused one holds nothing
+    first.close()  # a request done: its bytes are back at once, not at garbage collection
+    assert body_limits.receiving.held == 1 << 20
+    second.body_rcv.getbuf().close()  # (its file, not the parser: no ResourceWarning)
+    del second  # a connection dropped mid-body: the parser is dropped with it
+    assert body_limits.receiving.held == 0
+    third.close()
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(app):
+    body_limits = _receiving_limits(app, **{"server.max_receiving_mb": 1.5})
+    chunk = b"%x\r\n%s\r\n" % (256 << 10, b"\xff" * (256 << 10))
+    held = _parse(body_limits, _upload(0, chunked=True) + chunk * 3)
+    assert held.error is None and body_limits.receiving.held > 3 * (256 << 10)
+    other = _parse(body_limits, _upload(0, chunked=True) + chunk * 4)
+    assert other.error is not None and other.error.code == 503
+    assert body_limits.receiving.held <= body_limits.receiving.cap
+    held.close(), other.close()
+
+
+def test_a_bundle_upload_with_the_admin_token_is_not_counted(app, settings):
+    token = "an-admin-token-of-some-length"
+    body_limits = limits.BodyLimits(app.url_map, config.load(
+        env={}, overrides={"server.max_upload_mb": 1, "server.max_receiving_mb": 1}),
+        admin=lambda header: None if header == f"Bearer {token}" else 1 / 0)
+    parser = _parse(body_limits, b"PUT /v1/models/x HTTP/1.1\r\nAuthorization: Bearer %s\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (token.encode(), 300 << 20) + b"\0" * 9)
+    assert parser.error is None and body_limits.receiving.held == 0
+    parser.close()

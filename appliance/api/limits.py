@@ -9,12 +9,14 @@ Anything that matches no route, or a method a route does not take, gets the smal
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from werkzeug.exceptions import HTTPException
 
 from appliance.config import Settings
+from appliance.errors import Busy
 
 IMAGE = "image"      # an upload of one picture: server.max_upload_mb
 INSTALL = "install"  # a bundle archive: models.max_install_mb
@@ -89,6 +91,8 @@ class BodyLimits:
         the admin token (Auth.require_admin); given, it runs before an upload is read."""
         self._adapter = url_map.bind("localhost")
         self.admin = admin
+        self.receiving = Receiving(int(settings.server.max_receiving_mb * 1048576)
+                                   + FRAMING_BYTES)  # one upload of max_upload_mb fits
         self._limits = {kind: Limit(kind, kind_bytes(settings, kind),
                                     admin_only=kind == INSTALL and admin is not None)
                         for kind in (IMAGE, INSTALL, SMALL)}
@@ -104,6 +108,38 @@ class BodyLimits:
     def largest(self) -> int:
         """The largest cap of any route: the server's backstop for every body."""
         return max(limit.bytes for limit in self._limits.values())
+
+
+class Receiving:
+    """The bytes of request bodies the server holds at once, all connections together: each
+    body's cap bounds one upload, this bounds how many a crowd can make the box buffer (in
+    memory or in temporary files) before the app has looked at any of them. Taken from the
+    HTTP server's I/O thread as bodies arrive, given back from the workers when a request
+    is done (or its connection is gone)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Hold `size` more bytes; False (nothing held) when that would pass the cap."""
+        with self._lock:
+            if self.held + size > self.cap:
+                return False
+            self.held += size
+            return True
+
+    def give(self, size: int) -> None:
+        """Give back `size` bytes taken before."""
+        with self._lock:
+            self.held -= size
+
+    def refusal(self) -> Busy:
+        """What a client whose body would pass the cap is told."""
+        return Busy(f"the box is receiving {self.held / 1048576:.0f} MB of uploads at once, "
+                    f"its limit (server.max_receiving_mb = {self.cap / 1048576:.0f}): retry in "
+                    "a moment", headers={"Retry-After": "1"})
 
 
 def unlisted(url_map) -> list[str]:
