@@ -101,6 +101,8 @@ function render(body, task = state.chosen.task) {
   output.textContent = "";
   output.dataset.task = task;
   (RENDERERS[task] || renderJson)(body, output);
+  // provenance.js draws the "made here" card under it.
+  document.dispatchEvent(new CustomEvent("appliance:result", { detail: { body, task } }));
   const t = body.timing_ms;
   $("timings").textContent = `${body.model} ${body.version} · decode ${t.decode} ms · `
     + `preprocess ${t.preprocess} ms · inference ${t.inference} ms · `
