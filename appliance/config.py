@@ -51,8 +51,10 @@ class Server:
     max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
     max_receiving_mb: float = setting(100.0, "request bodies held at once, all connections "
                                       "together, in MB, bundle uploads with the admin token "
-                                      "aside; more wait for a 503 with Retry-After. At least "
-                                      "server.max_upload_mb")
+                                      "aside; more wait for a 503 with Retry-After. One "
+                                      "client address holds at most a quarter (429 past it; "
+                                      "behind a reverse proxy every client is the proxy). At "
+                                      "least server.max_upload_mb")
     max_streams: int = setting(2, "most live event streams (/v1/events, the kiosk page) open "
                                "at once, each holding a worker thread; more get 503. At "
                                "most half of server.threads are ever used")

@@ -7,8 +7,10 @@ Flask app sees a request.
   temporary file before the app can say 405. A bundle upload without the admin token is
   refused (401/403) from its headers too.
 - Bodies held at once, all connections together, are bounded (server.max_receiving_mb;
-  admin-token bundle uploads aside): past it a new upload is a 503 with Retry-After from its
-  headers, so a crowd cannot fill memory or the disk with uploads the app has not yet seen.
+  admin-token bundle uploads aside), and one client address holds at most a quarter of it:
+  past either a new upload is a 503 (429 for the one client) with Retry-After from its
+  headers, so a crowd cannot fill memory or the disk with uploads the app has not yet seen,
+  and one host's slow uploads cannot take all of it from the others.
 - `Content-Length` together with `Transfer-Encoding` (request smuggling behind a proxy) is a
   400 and the connection is closed.
 - Every error the server itself makes is the box's JSON, `{"error": {"code", "message"}}`,
@@ -78,9 +80,10 @@ class LimitedParser(HTTPRequestParser):
     limit: Limit | None = None
     _give_back: weakref.finalize | None = None
 
-    def __init__(self, adj: Adjustments, limits: BodyLimits) -> None:
+    def __init__(self, adj: Adjustments, limits: BodyLimits, client: str = "") -> None:
         super().__init__(adj)
         self.limits = limits
+        self.client = client  # the peer's address: its share of the receiving budget
         self._held = [0]  # bytes of the budget this body holds (a list: the finalizer's)
 
     def parse_header(self, header_plus: bytes) -> None:
@@ -132,12 +135,13 @@ class LimitedParser(HTTPRequestParser):
         if size <= 0:
             return
         receiving = self.limits.receiving
-        if not receiving.take(size):
-            self._stop(Refused(receiving.refusal()))
+        refusal = receiving.take(size, self.client)
+        if refusal is not None:
+            self._stop(Refused(refusal))
             return
         self._held[0] += size
         if self._give_back is None:
-            self._give_back = weakref.finalize(self, _give, receiving, self._held)
+            self._give_back = weakref.finalize(self, _give, receiving, self._held, self.client)
 
     def _stop(self, refusal) -> None:
         self.refusal = refusal
@@ -146,8 +150,8 @@ class LimitedParser(HTTPRequestParser):
             self.body_rcv = None  # no body receiver: nothing of it is ever buffered
 
 
-def _give(receiving: Receiving, held: list[int]) -> None:
-    receiving.give(held[0])
+def _give(receiving: Receiving, held: list[int], client: str) -> None:
+    receiving.give(held[0], client)
     held[0] = 0
 
 
@@ -199,7 +203,8 @@ class ApplianceChannel(HTTPChannel):
     drained = 0
 
     def __init__(self, server, sock, addr, adj, map=None) -> None:
-        self.parser_class = partial(LimitedParser, limits=server.body_limits)
+        self.parser_class = partial(LimitedParser, limits=server.body_limits,
+                                    client=str(addr[0]) if addr else "")
         super().__init__(server, sock, addr, adj, map=map)
 
     def handle_close(self) -> None:

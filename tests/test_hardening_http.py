@@ -378,14 +378,14 @@ def test_row30_sigterm_ends_open_event_streams_at_once(models_dir, tmp_path):
                 sock.close()
 
 
-def _held_upload(port: int, size: int, sent: int) -> socket.socket:
-    """A connection that declares an image upload of `size` bytes, sends `sent` of them and
-    waits (a crowd's slow uploads, held open)."""
-    sock = _connect(port)
-    sock.sendall(b"POST /v1/models/tiny-classify/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s"
-                 % (size, b"\xff" * sent))
-    return sock
+def _from(port: int, source: str) -> socket.socket:
+    """A connection to the box from `source`, another loopback address (127.0.0.0/8)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+
+
+def _upload_head(size: int) -> bytes:
+    return (b"POST /v1/models/tiny-classify/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % size)
 
 
 def _eventually(check, timeout: float = 10) -> None:
@@ -403,14 +403,22 @@ def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_p
         url = f"{live.url}/v1/models/tiny-classify/infer"
         for _ in range(12):  # 12 MB one after the other: each body is given back when done
             assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
-        crowd = [_held_upload(live.port, 1 << 20, 100 << 10) for _ in range(2)]
-        try:  # 2 MB held of 2 MB + 64 KB framing: a 200 KB upload waits
+        crowd = []
+        try:  # 1 MB held from 127.0.0.2, its share (a quarter, or one upload: 1 MB + 64 KB)
+            crowd.append(_from(live.port, "127.0.0.2"))
+            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * (100 << 10))
+            with _from(live.port, "127.0.0.2") as sock:
+                reply = _exchange(sock, _upload_head(200 << 10))  # headers only: not read
+            assert reply.status == 429 and reply.headers["retry-after"] == "1", reply
+            assert "more than one client's share" in json.loads(reply.body)["error"]["message"]
+            # ... which leaves room for everyone else
+            assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
+            crowd.append(_from(live.port, "127.0.0.3"))  # 2 MB held of 2 MB + 64 KB
+            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * (100 << 10))
             _eventually(lambda: post_image(url, image_bytes() + b"\0" * (200 << 10))[0]
                         == 503)
             with _connect(live.port) as sock:
-                reply = _exchange(sock, b"POST /v1/models/tiny-classify/infer HTTP/1.1\r\n"
-                                  b"Host: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                                  b"Content-Length: %d\r\n\r\n" % (1 << 20))  # no body
+                reply = _exchange(sock, _upload_head(1 << 20))  # headers only: not read
             assert reply.status == 503 and reply.headers["retry-after"] == "1", reply
             error = json.loads(reply.body)["error"]
             assert error["code"] == "busy" and "server.max_receiving_mb = 2" in error["message"]

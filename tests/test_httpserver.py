@@ -24,8 +24,8 @@ def body_limits(app):
     return limits.BodyLimits(app.url_map, app.extensions["appliance"].settings)
 
 
-def _parse(body_limits, raw: bytes) -> LimitedParser:
-    parser = LimitedParser(Adjustments(), body_limits)
+def _parse(body_limits, raw: bytes, client: str = "192.0.2.1") -> LimitedParser:
+    parser = LimitedParser(Adjustments(), body_limits, client)
     while raw and not parser.completed:
         raw = raw[parser.received(raw):]
     return parser
@@ -173,10 +173,11 @@ def test_bodies_held_at_once_are_bounded(app):
     from appliance.httpserver import Refused
 
     body_limits = _receiving_limits(app)
-    first, second = (_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000) for _ in range(2))
+    first, second = (_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000, client)
+                     for client in ("192.0.2.1", "192.0.2.2"))
     assert first.error is None and second.error is None
     assert body_limits.receiving.held == 2 << 20
-    third = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000)
+    third = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000, "192.0.2.3")
     assert isinstance(third.error, Refused) and third.error.code == 503
     assert third.error.error.headers == {"Retry-After": "1"}
     assert third.body_rcv is None  # nothing of it buffered
@@ -194,7 +195,7 @@ def test_a_chunked_body_is_counted_as_it_arrives(app):
     chunk = b"%x\r\n%s\r\n" % (256 << 10, b"\xff" * (256 << 10))
     held = _parse(body_limits, _upload(0, chunked=True) + chunk * 3)
     assert held.error is None and body_limits.receiving.held > 3 * (256 << 10)
-    other = _parse(body_limits, _upload(0, chunked=True) + chunk * 4)
+    other = _parse(body_limits, _upload(0, chunked=True) + chunk * 4, "192.0.2.2")
     assert other.error is not None and other.error.code == 503
     assert body_limits.receiving.held <= body_limits.receiving.cap
     held.close(), other.close()
@@ -209,3 +210,18 @@ def test_a_bundle_upload_with_the_admin_token_is_not_counted(app, settings):
                     b"Content-Length: %d\r\n\r\n" % (token.encode(), 300 << 20) + b"\0" * 9)
     assert parser.error is None and body_limits.receiving.held == 0
     parser.close()
+
+
+def test_one_client_holds_at_most_its_share(app):
+    body_limits = _receiving_limits(app, **{"server.max_receiving_mb": 8})  # share: 2 MB
+    held = [_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000) for _ in range(2)]
+    over = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000)
+    assert over.error is not None and over.error.code == 429
+    assert over.error.error.headers == {"Retry-After": "1"}
+    assert "more than one client's share (2 MB" in over.error.error.message
+    other = _parse(body_limits, _upload(1 << 20) + b"\xff" * 1000, "192.0.2.2")
+    assert other.error is None  # another client still has room
+    assert body_limits.receiving.held == 3 << 20
+    for parser in (*held, over, other):
+        parser.close()
+    assert body_limits.receiving.held == 0 and body_limits.receiving._clients == {}

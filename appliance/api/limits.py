@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from werkzeug.exceptions import HTTPException
 
 from appliance.config import Settings
-from appliance.errors import Busy
+from appliance.errors import ApplianceError, Busy, TooManyRequests
 
 IMAGE = "image"      # an upload of one picture: server.max_upload_mb
 INSTALL = "install"  # a bundle archive: models.max_install_mb
@@ -91,11 +91,11 @@ class BodyLimits:
         the admin token (Auth.require_admin); given, it runs before an upload is read."""
         self._adapter = url_map.bind("localhost")
         self.admin = admin
-        self.receiving = Receiving(int(settings.server.max_receiving_mb * 1048576)
-                                   + FRAMING_BYTES)  # one upload of max_upload_mb fits
         self._limits = {kind: Limit(kind, kind_bytes(settings, kind),
                                     admin_only=kind == INSTALL and admin is not None)
                         for kind in (IMAGE, INSTALL, SMALL)}
+        whole = int(settings.server.max_receiving_mb * 1048576) + FRAMING_BYTES
+        self.receiving = Receiving(whole, max(whole // 4, self._limits[IMAGE].bytes))
 
     def lookup(self, method: str, path: str) -> Limit:
         """The cap for `method` on `path`; the small cap when no route takes them."""
@@ -111,35 +111,48 @@ class BodyLimits:
 
 
 class Receiving:
-    """The bytes of request bodies the server holds at once, all connections together: each
-    body's cap bounds one upload, this bounds how many a crowd can make the box buffer (in
-    memory or in temporary files) before the app has looked at any of them. Taken from the
-    HTTP server's I/O thread as bodies arrive, given back from the workers when a request
-    is done (or its connection is gone)."""
+    """The bytes of request bodies the server holds at once: each body's cap bounds one
+    upload, this bounds how many a crowd can make the box buffer (in memory or in temporary
+    files) before the app has looked at any of them, and how much of that one client
+    address may hold (a quarter, or one upload if that is more), so that one host's slow
+    uploads cannot take the whole of it from everyone else. Taken from the HTTP server's
+    I/O thread as bodies arrive, given back from the workers when a request is done (or its
+    connection is gone)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, per_client: int) -> None:
         self.cap = cap
+        self.per_client = per_client
         self.held = 0
+        self._clients: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self, size: int) -> bool:
-        """Hold `size` more bytes; False (nothing held) when that would pass the cap."""
+    def take(self, size: int, client: str) -> ApplianceError | None:
+        """Hold `size` more bytes for `client`; or hold nothing and return the refusal:
+        TooManyRequests over the client's share, Busy over the whole."""
         with self._lock:
+            mine = self._clients.get(client, 0)
+            if mine + size > self.per_client:
+                return TooManyRequests(
+                    f"this client is sending {(mine + size) / 1048576:.0f} MB of uploads at "
+                    f"once, more than one client's share ({self.per_client / 1048576:.0f} MB, "
+                    "a quarter of server.max_receiving_mb): finish or close the others first",
+                    headers={"Retry-After": "1"})
             if self.held + size > self.cap:
-                return False
+                return Busy(f"the box is receiving {self.held / 1048576:.0f} MB of uploads at "
+                            f"once, its limit (server.max_receiving_mb = "
+                            f"{self.cap / 1048576:.0f}): retry in a moment",
+                            headers={"Retry-After": "1"})
             self.held += size
-            return True
+            self._clients[client] = mine + size
+            return None
 
-    def give(self, size: int) -> None:
-        """Give back `size` bytes taken before."""
+    def give(self, size: int, client: str) -> None:
+        """Give back `size` bytes `client` took before."""
         with self._lock:
             self.held -= size
-
-    def refusal(self) -> Busy:
-        """What a client whose body would pass the cap is told."""
-        return Busy(f"the box is receiving {self.held / 1048576:.0f} MB of uploads at once, "
-                    f"its limit (server.max_receiving_mb = {self.cap / 1048576:.0f}): retry in "
-                    "a moment", headers={"Retry-After": "1"})
+            left = self._clients.pop(client, 0) - size
+            if left > 0:
+                self._clients[client] = left
 
 
 def unlisted(url_map) -> list[str]:
