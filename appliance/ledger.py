@@ -364,8 +364,9 @@ def statement(model: str, month: str, rows: list[Row], box: str, credit: str = "
         lines.append(f"{failed:,} more reached it but were not answered (a picture it could "
                      "not read, the box busy, a model error).")
     by_token = {t: sum(r.answered for r in rows if r.token == t) for t in TOKENS}
-    lines += ["", "By who asked: " + ", ".join(
-        f"{n:,} {_WHO[t]}" for t, n in by_token.items() if n) if answered else ""]
+    if answered:
+        lines += ["", "By who asked: " + ", ".join(
+            f"{n:,} {_WHO[t]}" for t, n in by_token.items() if n) + "."]
     days = sorted({r.period for r in rows if len(r.period) == 10})
     if days:
         lines += ["", "By day (UTC):"]
@@ -375,7 +376,7 @@ def statement(model: str, month: str, rows: list[Row], box: str, credit: str = "
     if status is not None and not status.get("recording", True):
         lines += ["", f"Note: the box's ledger is not recording ({status.get('problem')}): "
                   "these counts may be short."]
-    return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
+    return "\n".join(lines).rstrip() + "\n"
 
 
 _WHO = {"admin": "with the owner's token", "infer": "with the inference token",

@@ -158,6 +158,7 @@ def test_the_no_token_quota_over_http(settings, models_dir):
         services.start(background=False)
         _fixed(services)
         client = create_app(settings, services).test_client()
+        assert _infer(client, "no-such-model").status_code == 404  # runs nothing: free
         assert [_infer(client).status_code for _ in range(3)] == [200, 200, 429]
         assert _infer(client, headers=AUTH).status_code == 200
 

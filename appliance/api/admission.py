@@ -125,6 +125,8 @@ def charge(svc, name: str | None, token: str) -> None:
     or 'none'): the model's terms, then the token's daily quota. Raises Unauthorized when
     the model answers only with a token, TooManyRequests when the quota is spent."""
     label = model_label(svc, name)
+    if label == UNKNOWN_MODEL:
+        return  # answered 404 (or 503 while loading): nothing runs, nothing is charged
     runner = svc.registry.runners().get(label)
     if runner is not None and token == NO_TOKEN and \
             runner.bundle.manifest.terms.get("requires_token"):

@@ -330,7 +330,7 @@ def spec() -> dict[str, Any]:
                                           "type": "object"}},
                                                   "text/csv": {"schema": {
                                                       "type": "string"}}}},
-                              **_errors(400, 401, 403)}}},
+                              **_errors(400, 401, 403, 503)}}},
             "/v1/usage/{name}/statement": {"get": {
                 "summary": "admin: a plain-text statement of how often a model answered on "
                            "this box in a month, to send to its authors",
@@ -342,7 +342,7 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "the statement",
                                       "content": {"text/plain": {"schema": {
                                           "type": "string"}}}},
-                              **_errors(400, 401, 403)}}},
+                              **_errors(400, 401, 403, 503)}}},
             "/v1/models/{name}/activate": {"post": {
                 "summary": "admin: make a model the active one", "parameters": [NAME],
                 "security": [{"bearer": []}],
