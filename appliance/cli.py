@@ -171,8 +171,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    import hashlib
+
     from appliance import bundle as bundles
-    from appliance import imaging, pipeline
+    from appliance import imaging, pipeline, provenance
     from appliance.engine import Runner
 
     settings = _settings(args)
@@ -182,17 +184,47 @@ def cmd_infer(args: argparse.Namespace) -> int:
     bundle = bundles.read(_bundle_folder(Path(settings.models.dir), args.model))
     with Runner(bundle, settings.models) as runner:
         answer = pipeline.infer(runner, data, query, settings.imaging.max_pixels)
+    claim = provenance.Claim(answer.model, answer.version, bundle.manifest.task,
+                             bundle.manifest.attribution, hashlib.sha256(data).hexdigest(),
+                             imaging.sniff(data))
     body = answer.body()
     if answer.result.image is not None:
-        fmt = answer.options.get("format", "png")
-        fmt = fmt if fmt in ("png", "jpeg") else "png"  # segment's format=json: the PNG
-        output = Path(args.output or f"{Path(args.image).stem}-{bundle.name}.{fmt}")
-        encoded, _ = imaging.encode(answer.result.image, fmt, bundle.manifest.attribution)
-        output.write_bytes(encoded)
-        body["output"] = str(output)
+        output = Path(args.output or f"{Path(args.image).stem}-{bundle.name}."
+                      f"{_image_format(answer.options)}")
+        body.update(_write_signed(settings, answer, claim, output))
+    else:
+        body["result_id"] = provenance.json_result_id(answer.model, answer.version,
+                                                      claim.input_sha256, answer.result.body)
     body["attribution"] = bundle.manifest.attribution
     print(json.dumps(body, indent=2))
     return 0
+
+
+def _image_format(options: dict) -> str:
+    fmt = options.get("format", "png")
+    return fmt if fmt in ("png", "jpeg") else "png"  # segment's format=json: the PNG
+
+
+def _write_signed(settings, answer, claim, output: Path) -> dict:
+    """Write the picture result to `output`, signed as the service signs it (the box's key
+    in the state folder; unsigned when provenance is off or c2pa-python is missing).
+    Raises ConfigError for a signing key that does not read, OSError for the file."""
+    import dataclasses
+
+    from appliance import imaging, provenance
+
+    encoded, mime = imaging.encode(answer.result.image, _image_format(answer.options),
+                                   claim.attribution)
+    result_id = provenance.result_id(claim.model, claim.version, claim.input_sha256, encoded)
+    signer = provenance.open_signer(settings)
+    try:
+        encoded = provenance.stamp(signer, encoded, mime,
+                                   dataclasses.replace(claim, result_id=result_id))
+    finally:
+        if signer is not None:
+            signer.close()
+    output.write_bytes(encoded)
+    return {"output": str(output), "result_id": result_id, "signed": signer is not None}
 
 
 def _option(text: str) -> tuple[str, str]:

@@ -19,8 +19,10 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from appliance import __version__
@@ -47,6 +49,28 @@ _SIGN_SETTINGS = {"builder": {"thumbnail": {"enabled": False}},
                   "verify": {"verify_after_sign": False}}
 # Verification never reaches out: no remote manifests, no OCSP (the box is offline).
 _READ_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+
+
+# No result can be made before 2025, nor before this copy of the box's software was written
+# to its disk: a clock earlier than that was never set (a Pi has no battery clock).
+SANE_AFTER = 1735689600.0  # 2025-01-01 UTC
+
+
+def clock_floor() -> float:
+    """The earliest moment this box's clock can truthfully read: 2025, or when this
+    software was installed (its files' time), whichever is later."""
+    try:
+        installed = Path(__file__).stat().st_mtime
+    except OSError:
+        installed = 0.0
+    return max(SANE_AFTER, installed)
+
+
+def made_at(now: float, floor: float) -> dict[str, Any]:
+    """The `made` fields of a result made at `now` by the clock: the time, and whether the
+    clock can be believed (`clock_set` false: it reads before `floor`)."""
+    made = datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(timespec="seconds")
+    return {"made": made, "clock_set": now >= floor}
 
 
 @dataclass(frozen=True)
@@ -135,6 +159,8 @@ class Signer:
 
         self.key = key
         self.box = box
+        self.clock: Callable[[], float] = time.time
+        self.floor = clock_floor()
         settings = c2pa.Settings.from_dict(_SIGN_SETTINGS)
         try:
             info = c2pa.C2paSignerInfo(key.alg, key.chain_pem, key.key_pem, None)
@@ -183,7 +209,7 @@ class Signer:
         return {"model": {"name": _text(claim.model), "version": _text(claim.version),
                           "task": claim.task},
                 "attribution": attribution, "box": _text(self.box),
-                "made": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                **made_at(self.clock(), self.floor),
                 "input_sha256": claim.input_sha256, "result_id": claim.result_id}
 
     def close(self) -> None:
@@ -253,7 +279,7 @@ def _report(store: dict[str, Any]) -> dict[str, Any]:
               "signer": active.get("signature_info", {})}
     if claim is not None:
         report.update({k: claim.get(k) for k in ("model", "attribution", "box", "made",
-                                                 "input_sha256", "result_id")})
+                                                 "clock_set", "input_sha256", "result_id")})
     report["message"] = _message(report)
     return report
 
@@ -274,5 +300,7 @@ def _message(report: dict[str, Any]) -> str:
         return "signed, but not by an appliance box"
     model = report.get("model") or {}
     signer = "" if report["trusted"] else " (its key is the box's own: no one vouches for it)"
-    return (f"made by {model.get('name')} {model.get('version')} on {report.get('box')} at "
-            f"{report.get('made')}; the signature holds{signer}")
+    when = (f"at {report.get('made')}" if report.get("clock_set") is not False else
+            f"at an unknown time (the box's clock was not set: it read {report.get('made')})")
+    return (f"made by {model.get('name')} {model.get('version')} on {report.get('box')} "
+            f"{when}; the signature holds{signer}")

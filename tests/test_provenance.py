@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -369,3 +370,58 @@ def test_gallery_captures_are_signed_as_made_here(services, tmp_path):
     assert action["digitalSourceType"] == provenance.COMPOSITE
     result = _assertion(read["manifest"], provenance.ASSERTION)
     assert result["model"]["name"] == services.registry.active and result["input_sha256"] is None
+
+
+def test_an_unset_clock_is_said_in_the_manifest(client, services):
+    """A box without a battery clock after a power cut reads 1970: the result is still
+    signed (who made it holds), and its manifest and verify say the time is unknown."""
+    services.signer.clock = lambda: 86400.0 * 3  # 1970-01-04
+    signed = _post(client, "tiny-negative").data
+    result = _assertion(_read(signed)["manifest"], provenance.ASSERTION)
+    assert result["made"] == "1970-01-04T00:00:00+00:00" and result["clock_set"] is False
+    report = client.post("/v1/verify", data=signed, content_type="image/png").get_json()
+    assert report["valid"] and report["clock_set"] is False
+    assert "at an unknown time (the box's clock was not set: it read 1970-01-04" in \
+        report["message"]
+    services.signer.clock = lambda: provenance.clock_floor() + 1
+    result = _assertion(_read(_post(client, "tiny-negative").data)["manifest"],
+                        provenance.ASSERTION)
+    assert result["clock_set"] is True
+
+
+def test_the_clock_floor_is_2025_or_the_install():
+    assert provenance.clock_floor() >= provenance.SANE_AFTER
+    assert provenance.made_at(provenance.SANE_AFTER - 1, provenance.SANE_AFTER)["clock_set"] \
+        is False
+
+
+def test_appliance_infer_signs_its_picture_as_the_service_does(settings, tmp_path, capsys):
+    photo = tmp_path / "in.png"
+    photo.write_bytes(image_bytes((255, 0, 0), fmt="PNG"))
+    out = tmp_path / "out.png"
+    assert main(["infer", str(photo), "--model", "tiny-negative", "-o", str(out),
+                 "--config", _config(settings, tmp_path),
+                 "--models-dir", settings.models.dir]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["signed"] is True and len(body["result_id"]) == 64
+    read = _read(out.read_bytes())
+    assert read["failures"] == UNTRUSTED
+    result = _assertion(read["manifest"], provenance.ASSERTION)
+    assert result["model"]["name"] == "tiny-negative" and result["result_id"] == \
+        body["result_id"]
+    assert result["input_sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert main(["verify", str(out)]) == 0
+
+
+def test_appliance_infer_with_provenance_off_writes_a_plain_picture(settings, tmp_path,
+                                                                     capsys):
+    photo = tmp_path / "in.png"
+    photo.write_bytes(image_bytes((255, 0, 0), fmt="PNG"))
+    out = tmp_path / "out.png"
+    config = tmp_path / "off.toml"
+    config.write_text(Path(_config(settings, tmp_path)).read_text() +
+                      "\n[provenance]\nenabled = false\n")
+    assert main(["infer", str(photo), "--model", "tiny-negative", "-o", str(out),
+                 "--config", str(config), "--models-dir", settings.models.dir]) == 0
+    assert json.loads(capsys.readouterr().out)["signed"] is False
+    assert main(["verify", str(out)]) == 1
