@@ -66,8 +66,8 @@ OPEN = {"health.healthz", "health.readyz", "openapi.openapi_json", "web.index", 
         "deepstack.update_available"}
 ADMIN_ROUTES = {"models.install", "models.remove", "models.activate", "teach.add_example",
                 "teach.list_examples", "teach.list_class", "teach.delete_class",
-                "teach.delete_example", "teach.example_photo", "usage.usage",
-                "usage.statement"}
+                "teach.delete_example", "teach.example_photo", "teach.teach_screen",
+                "teach.stop_teach_screen", "usage.usage", "usage.statement"}
 IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 
 
