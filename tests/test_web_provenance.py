@@ -71,7 +71,7 @@ def test_the_owner_sees_a_usage_chart_and_a_statement(page, tmp_path):
     assert page.locator("#usage-chart").get_attribute("aria-label") == \
         "1 requests answered over 1 days"
     rows = page.locator("#usage-totals tr").all_inner_texts()
-    assert rows[1].split("\t")[:2] == ["tiny-classify", "1"]
+    assert rows[1].split("\t")[:2] == ["tiny-classify statement", "1"]
     page.click("#usage-totals button.link")
     statement = page.wait_for_selector("#usage-statement:not([hidden])")
     page.wait_for_function("document.getElementById('usage-statement').textContent.length")

@@ -104,10 +104,11 @@
     for (const r of rows) byDay.set(r.period, (byDay.get(r.period) || 0) + r.answered);
     const days = [...byDay.keys()].sort();
     const top = Math.max(1, ...byDay.values());
-    const W = 600, H = 160, gap = 2, bar = days.length ? Math.max(2, W / days.length - gap) : 0;
+    const W = 600, H = 160, gap = 2;
+    const bar = days.length ? Math.min(40, Math.max(2, W / days.length - gap)) : 0;
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${H + 18}`);
+    svg.setAttribute("viewBox", `0 0 ${W} ${H + 24}`);
     svg.setAttribute("id", "usage-chart");
     svg.setAttribute("role", "img");
     const total = [...byDay.values()].reduce((s, n) => s + n, 0);
@@ -123,34 +124,39 @@
       svg.append(rect);
     });
     if (days.length) {
-      const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", 0);
-      label.setAttribute("y", H + 14);
-      label.textContent = days.length > 1 ? `${days[0]} … ${days[days.length - 1]}` : days[0];
-      svg.append(label);
+      const span = days.length > 1 ? `${days[0]} … ${days[days.length - 1]}` : days[0];
+      svg.append(text(0, H + 20, `${span} · highest ${top.toLocaleString()} a day`));
     }
     return svg;
+  }
+
+  function text(x, y, words) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    node.setAttribute("x", x);
+    node.setAttribute("y", y);
+    node.textContent = words;
+    return node;
   }
 
   function totals(body) {
     const table = el("table", { id: "usage-totals" });
     const head = el("tr");
-    for (const h of ["model", "answered", "not answered", ""]) head.append(el("th", {}, h));
+    for (const h of ["model", "answered", "not answered"]) head.append(el("th", {}, h));
     table.append(head);
     const month = $("usage-month").value;
     for (const [model, t] of Object.entries(body.totals)) {
       const row = el("tr");
       const link = el("button", { type: "button", class: "link" }, "statement");
       link.addEventListener("click", () => statement(model, month));
-      const cell = el("td");
-      cell.append(link);
-      row.append(el("td", {}, model), el("td", {}, t.answered.toLocaleString()),
-        el("td", {}, t.failed.toLocaleString()), cell);
+      const name = el("td", {}, model + " ");
+      name.append(link);
+      row.append(name, el("td", {}, t.answered.toLocaleString()),
+        el("td", {}, t.failed.toLocaleString()));
       table.append(row);
     }
     if (!Object.keys(body.totals).length) {
       const row = el("tr");
-      row.append(el("td", { colspan: "4", class: "muted" }, "No requests counted yet."));
+      row.append(el("td", { colspan: "3", class: "muted" }, "No requests counted yet."));
       table.append(row);
     }
     return table;
