@@ -4,8 +4,11 @@ Flask app sees a request.
 - Each route's body cap (appliance.api.limits) is checked from the headers: a declared
   Content-Length over it is refused before one byte of the body is read, a chunked body is
   stopped at it. waitress alone caps every route at the largest cap and spools the body to a
-  temporary file before the app can say 405. A bundle upload without the admin token is
-  refused (401/403) from its headers too.
+  temporary file before the app can say 405. A bundle upload without the admin token, and
+  an upload to an admitted route without the inference token where one is set (in
+  `Authorization`, or the header the route's protocol uses), are refused (401/403) from
+  their headers too, in the route's protocol's error JSON. (DeepStack's `api_key` travels
+  in the body: those routes are judged by the app, after the rate limit.)
 - Bodies held at once, all connections together, are bounded (server.max_receiving_mb;
   admin-token bundle uploads aside), and one client address holds at most a quarter of it:
   past either a new upload is a 503 (429 for the one client) with Retry-After from its
@@ -39,9 +42,9 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import BadRequest, Error, RequestEntityTooLarge
 
-from appliance.api.limits import BodyLimits, Limit, Receiving
+from appliance.api.limits import ADMIN, INFER, BodyLimits, Limit, Receiving
 from appliance.dispatch import HotThreadDispatcher
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 LIGHT_PATHS = frozenset({"/healthz", "/readyz"})
@@ -65,12 +68,13 @@ class AmbiguousLength(BadRequest):
 
 class Refused(Error):
     """A domain error (appliance.errors) raised from the headers, e.g. no admin token on an
-    upload: answered with its own status, code, message and headers."""
+    upload: answered with its own status, message and headers, in the box's error JSON or
+    in `shape`, the route's protocol's."""
 
-    def __init__(self, error: ApplianceError) -> None:
+    def __init__(self, error: ApplianceError, shape=None) -> None:
         super().__init__(error.message)
         self.code, self.reason = error.status, HTTPStatus(error.status).phrase
-        self.error = error
+        self.error, self.shape = error, shape
 
 
 class LimitedParser(HTTPRequestParser):
@@ -98,14 +102,27 @@ class LimitedParser(HTTPRequestParser):
         path = "/" + self.path.lstrip("/")  # as waitress hands PATH_INFO to the app
         self.limit = self.limits.lookup(self.command, path)
         if self.content_length > self.limit.bytes:
-            self._stop(BodyTooLarge(self.limit.message(self.content_length)))
-        elif self.limit.admin_only and (self.content_length or self.chunked):
+            self._too_large(self.limit.message(self.content_length))
+        elif self.content_length or self.chunked:
             try:
-                self.limits.admin(self.headers.get("AUTHORIZATION"))
+                self._check_token()
             except ApplianceError as exc:
-                self._stop(Refused(exc))
-        else:
-            self._hold(self.content_length)
+                self._stop(Refused(exc, self.limit.error_body))
+                return
+            if self.limit.token != ADMIN:  # the admin's bundle uploads are not counted
+                self._hold(self.content_length)
+
+    def _check_token(self) -> None:
+        """The token the route needs before its body is read (Limit.token), from the
+        headers. Raises the ApplianceError (401, 403) of Auth."""
+        authorization = self.headers.get("AUTHORIZATION")
+        if self.limit.token == ADMIN:
+            self.limits.admin(authorization)
+        elif self.limit.token == INFER:
+            if authorization is None and self.limit.header:
+                token = self.headers.get(self.limit.header.upper().replace("-", "_"))
+                authorization = f"Bearer {token}" if token else None
+            self.limits.infer(authorization, self.limit.how)
 
     def received(self, data: bytes) -> int:
         """waitress's `received`, stopping a chunked body at the route's cap (one byte past
@@ -115,8 +132,8 @@ class LimitedParser(HTTPRequestParser):
         consumed = super().received(data)
         if (self.refusal is None and self.chunked and self.limit is not None
                 and self.body_bytes_received > self.limit.bytes):
-            self._stop(BodyTooLarge(self.limit.message(None)))
-        elif self.refusal is None and self.chunked and not self.limit.admin_only:
+            self._too_large(self.limit.message(None))
+        elif self.refusal is None and self.chunked and self.limit.token != ADMIN:
             self._hold(self.body_bytes_received - self._held[0])
         if self.refusal is not None:
             self.error, self.completed = self.refusal, True
@@ -137,11 +154,16 @@ class LimitedParser(HTTPRequestParser):
         receiving = self.limits.receiving
         refusal = receiving.take(size, self.client)
         if refusal is not None:
-            self._stop(Refused(refusal))
+            self._stop(Refused(refusal, self.limit.error_body))
             return
         self._held[0] += size
         if self._give_back is None:
             self._give_back = weakref.finalize(self, _give, receiving, self._held, self.client)
+
+    def _too_large(self, message: str) -> None:
+        """Refuse a body over the route's cap: 413, in the route's protocol's JSON."""
+        shape = self.limit.error_body
+        self._stop(Refused(PayloadTooLarge(message), shape) if shape else BodyTooLarge(message))
 
     def _stop(self, refusal) -> None:
         self.refusal = refusal
@@ -176,8 +198,9 @@ class JsonErrorTask(ErrorTask):
 def json_error(error) -> bytes:
     """The JSON body for a waitress error: the box's code and a message saying what to do."""
     if isinstance(error, Refused):
-        return json.dumps({"error": {"code": error.error.code,
-                                     "message": error.error.message}}).encode()
+        body = error.shape(error.error) if error.shape else \
+            {"error": {"code": error.error.code, "message": error.error.message}}
+        return json.dumps(body).encode()
     message = error.body if isinstance(error, (BodyTooLarge, AmbiguousLength)) \
         else _explain(error)
     code = CODES.get(error.code, "bad_request" if error.code < 500 else "internal")

@@ -79,12 +79,11 @@ def serve(settings: Settings, announce=print) -> None:
 
 def _web_server(settings: Settings, services):
     """The app behind waitress on its socket. Raises OSError when the port cannot be bound."""
-    from appliance.api import create_app
-    from appliance.api.limits import BodyLimits
+    from appliance.api import body_limits, create_app
     from appliance.httpserver import create_server
 
     app = create_app(settings, services)
-    limits = BodyLimits(app.url_map, settings, admin=services.auth.require_admin)
+    limits = body_limits(app, settings)
     server = create_server(app, limits, **waitress_options(settings, limits.largest()))
     services.backlog = lambda: len(server.task_dispatcher.queue)
     return server

@@ -325,7 +325,24 @@ def _shapes(size: int) -> dict[str, bytes]:
         b"\r\n" % len(text) + text,
         "v2": b"POST /v2/models/tiny-classify/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(text) + text,
+        "deepstack": b"POST /v1/vision/custom/tiny-classify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n" % (form_type.encode(), len(form))
+        + form,
+        "doods": b"POST /doods/detect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(text) + text,
     }
+
+
+def _message_413(shape: str, body: bytes) -> str:
+    """The message of a 413 in the error JSON of the route's protocol."""
+    error = json.loads(body)
+    if shape == "deepstack":
+        assert error["success"] is False and error["code"] == 413, error
+        return error["error"]
+    if shape in ("v2", "doods"):
+        return error["error"]
+    assert error["error"]["code"] == "payload_too_large", error
+    return error["error"]["message"]
 
 
 def test_row32_every_body_over_its_limit_is_the_json_413(models_dir, tmp_path):
@@ -340,9 +357,8 @@ def test_row32_every_body_over_its_limit_is_the_json_413(models_dir, tmp_path):
                     reply = _exchange(sock, data)
                 assert reply.status == 413, (shape, size, reply)
                 assert reply.headers["content-type"] == "application/json", (shape, size)
-                error = json.loads(reply.body)["error"]
-                assert error["code"] == "payload_too_large", (shape, size)
-                assert "larger than this box accepts" in error["message"], (shape, size)
+                assert "larger than this box accepts" in _message_413(shape, reply.body), \
+                    (shape, size)
         assert "AssertionError" not in "".join(live.output)
 
 
@@ -427,3 +443,51 @@ def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_p
                 sock.close()
         # The crowd's connections are gone: their bytes are given back.
         _eventually(lambda: post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200)
+
+
+INFER_TOKEN = "an-inference-token-of-some-length"
+
+
+def _refused_unread(port: int, head: bytes) -> Reply:
+    """`head` declaring a 480 MB body, then the body until the answer: it must come from
+    the headers (what socket buffers hold is all that is ever sent)."""
+    with _connect(port) as sock:
+        reply = _exchange(sock, head + b"Content-Length: %d\r\n\r\n" % HUGE, zeros=HUGE)
+    assert reply.sent < 16 << 20, reply
+    return reply
+
+
+def test_row31_an_upload_without_the_inference_token_is_refused_unread(models_dir, tmp_path):
+    env = {"APPLIANCE_AUTH_INFER_TOKEN": INFER_TOKEN, "APPLIANCE_SERVER_MAX_UPLOAD_MB": "1000",
+           "APPLIANCE_SERVER_MAX_RECEIVING_MB": "1000"}
+    with LiveServer(models_dir, tmp_path / "state", env=env) as live:
+        live.wait_ready()
+        host = b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+        wrong = b"Authorization: Bearer not-the-inference-token-at-all\r\n"
+        for path, extra in [(b"/v1/models/tiny-classify/infer", b""),
+                            (b"/v1/models/tiny-classify/infer", wrong),
+                            (b"/v1/infer", b""), (b"/v1/verify", b"")]:
+            reply = _refused_unread(live.port, b"POST " + path + host + extra)
+            assert reply.status == 401, (path, reply)
+            assert reply.headers["www-authenticate"].startswith("Bearer")
+            assert json.loads(reply.body)["error"]["code"] == "unauthorized"
+        reply = _refused_unread(live.port, b"POST /v2/models/tiny-classify/infer" + host)
+        assert reply.status == 401 and "inference token" in json.loads(reply.body)["error"]
+        for extra in (b"", b"doods-auth-key: not-the-inference-token-at-all\r\n"):
+            reply = _refused_unread(live.port, b"POST /doods/detect" + host + extra)
+            assert reply.status == 401 and "doods-auth-key" in json.loads(reply.body)["error"]
+        reply = _refused_unread(live.port, b"POST /v1/models/mine/examples/a" + host)
+        assert reply.status == 401  # teaching takes the admin token, from the headers too
+        # The right token in its place: the body is read and judged by the app.
+        url = f"{live.url}/v1/models/tiny-classify/infer"
+        assert post_image(url, image_bytes(),
+                          headers={"Authorization": f"Bearer {INFER_TOKEN}"})[0] == 200
+        status, body, _ = request("POST", f"{live.url}/doods/detect", b"{}",
+                                  {"doods-auth-key": INFER_TOKEN,
+                                   "Content-Type": "application/json"})
+        assert status == 404 and b"no model named 'objects'" in body  # the app read it
+        # DeepStack's api_key travels in the body: the app reads it, after the rate limit.
+        form, form_type = multipart("image", image_bytes(), "photo.jpg")
+        status, body, _ = request("POST", f"{live.url}/v1/vision/custom/tiny-classify", form,
+                                  {"Content-Type": form_type})
+        assert status == 401 and json.loads(body)["success"] is False

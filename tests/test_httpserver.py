@@ -225,3 +225,21 @@ def test_one_client_holds_at_most_its_share(app):
     for parser in (*held, over, other):
         parser.close()
     assert body_limits.receiving.held == 0 and body_limits.receiving._clients == {}
+
+
+def test_each_route_names_the_token_its_headers_need(app):
+    from appliance.api import body_limits
+
+    gated = body_limits(app, app.extensions["appliance"].settings)
+    for method, path in [("POST", "/v1/models/x/infer"), ("POST", "/v1/infer"),
+                         ("POST", "/v2/models/x/infer"), ("POST", "/v1/verify")]:
+        assert gated.lookup(method, path).token == limits.INFER, path
+        assert gated.lookup(method, path).header == "", path
+    doods = gated.lookup("POST", "/doods/detect")
+    assert (doods.token, doods.header) == (limits.INFER, "doods-auth-key")
+    assert gated.lookup("POST", "/v1/vision/detection").token == ""  # api_key: in the body
+    assert gated.lookup("PUT", "/v1/models/x").token == limits.ADMIN
+    assert gated.lookup("POST", "/v1/models/x/examples/a").token == limits.ADMIN
+    assert gated.lookup("POST", "/healthz").token == ""
+    assert gated.lookup("POST", "/v2/models/x/infer").error_body is not None
+    assert gated.lookup("POST", "/v1/models/x/infer").error_body is None  # the box's own

@@ -1,4 +1,5 @@
-"""The Flask app factory: `create_app(settings, services=None)`, one blueprint per resource."""
+"""The Flask app factory: `create_app(settings, services=None)`, one blueprint per resource,
+and `body_limits(app, settings)`, what the HTTP server checks of its requests' headers."""
 
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ from appliance.api import (
     verify,
     web,
 )
+from appliance.api.limits import BodyLimits
 from appliance.config import Settings
 from appliance.services import Services
+
+# Each protocol's error JSON, for the answers the HTTP server gives from the headers alone.
+ERROR_BODIES = {v2.bp.name: v2.error_body, doods.bp.name: doods.error_body,
+                deepstack.bp.name: deepstack.error_body}
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -36,3 +42,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
                       doods.bp, teach.bp, verify.bp, usage.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def body_limits(app: Flask, settings: Settings) -> BodyLimits:
+    """The caps and token checks the HTTP server applies to `app`'s requests from their
+    headers, before a byte of a body is read."""
+    auth = app.extensions["appliance"].auth
+    return BodyLimits(app.url_map, settings, admin=auth.require_admin,
+                      infer=auth.require_infer, views=app.view_functions,
+                      error_bodies=ERROR_BODIES)

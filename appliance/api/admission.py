@@ -36,17 +36,19 @@ class Policy:
     metered: count it in /metrics under the model it names (inference routes).
     local_view: the kiosk's own browser on this machine passes without the token (it shows
     the same pictures on the box's own screen; it cannot be given a secret).
-    token: where a protocol of other software carries the inference token when no
-    `Authorization` header is sent (DeepStack's `api_key` form field, DOODS's
-    `doods-auth-key` header); `how` tells a refused client where to send it. A token in the
-    request body is read only after the rate limit: a stranger's uploads are not parsed
-    faster than the limit allows.
+    header: the header in which a protocol of other software carries the inference token
+    when no `Authorization` header is sent (DOODS's `doods-auth-key`); like `Authorization`,
+    it is checked from the headers, before the body is read (appliance.api.limits).
+    token: where such a protocol carries it in the body instead (DeepStack's `api_key` form
+    field), read only after the rate limit: a stranger's uploads are not parsed faster than
+    the limit allows. `how` tells a refused client where to send the token.
     model: the installed model the request runs, from the view's arguments (default: the
     `name` argument; None: the active model), for its metrics label.
     """
 
     metered: bool = False
     local_view: bool = False
+    header: str = ""
     token: Callable[[], str | None] | None = None
     how: str = "send 'Authorization: Bearer TOKEN'"
     model: Callable[[dict], str | None] | None = None
@@ -63,7 +65,8 @@ def _check_origin() -> None:
 
 def admitted(metered: bool = False, local_view: bool = False, **protocol) -> Callable:
     """Decorate a view so it runs only after auth, shedding and the rate limit; `protocol`
-    holds Policy's `token`, `how` and `model` for the routes of other software's APIs."""
+    holds Policy's `header`, `token`, `how` and `model` for the routes of other software's
+    APIs."""
     policy = Policy(metered, local_view, **protocol)
 
     def wrap(view: Callable) -> Callable:
@@ -114,8 +117,8 @@ def _authorize(svc, policy: Policy) -> None:
 def _header(policy: Policy) -> str | None:
     """The request's Authorization header, or the token where its protocol carries it."""
     header = request.headers.get("Authorization")
-    if header is None and policy.token is not None:
-        token = policy.token()
+    if header is None and (policy.header or policy.token is not None):
+        token = request.headers.get(policy.header) if policy.header else policy.token()
         header = f"Bearer {token}" if token else None
     return header
 

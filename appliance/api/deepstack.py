@@ -15,10 +15,12 @@ import math
 import time
 
 from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance import __version__, compat, pipeline
 from appliance.api.admission import admitted
 from appliance.api.common import services
+from appliance.api.errors import too_large
 from appliance.errors import ApplianceError, BadRequest, NotProvided, UnsupportedMedia
 
 bp = Blueprint("deepstack", __name__, url_prefix="/v1")
@@ -51,13 +53,22 @@ def _scene_model(_kwargs: dict) -> str:
     return services().settings.compat.scene_model
 
 
+def error_body(exc: ApplianceError) -> dict:
+    """DeepStack's error JSON (also what the HTTP server answers from the headers)."""
+    return {"success": False, "error": exc.message, "code": exc.status, "duration": 0}
+
+
 @bp.errorhandler(ApplianceError)
 def _error(exc: ApplianceError):
-    response = jsonify({"success": False, "error": exc.message, "code": exc.status,
-                        "duration": 0})
+    response = jsonify(error_body(exc))
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge):
+    return _error(too_large())
 
 
 @bp.post("/vision/detection")

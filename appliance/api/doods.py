@@ -17,21 +17,20 @@ import math
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance import compat, pipeline, safejson
 from appliance.api.admission import admitted
 from appliance.api.common import services
+from appliance.api.errors import too_large
 from appliance.errors import ApplianceError, BadRequest
 
 bp = Blueprint("doods", __name__, url_prefix="/doods")
 DEFAULT = "default"  # pydoods' and Home Assistant's default detector name
-HOW = "send it in the header doods-auth-key, or as 'Authorization: Bearer TOKEN'"
+AUTH_HEADER = "doods-auth-key"
+HOW = f"send it in the header {AUTH_HEADER}, or as 'Authorization: Bearer TOKEN'"
 ANY = "*"
 MAX_NAME = 64  # a bundle name's longest
-
-
-def _auth_key() -> str | None:
-    return request.headers.get("doods-auth-key")
 
 
 def _model(_kwargs: dict) -> str | None:
@@ -39,16 +38,26 @@ def _model(_kwargs: dict) -> str | None:
     return g.get("doods_model", services().settings.compat.detection_model)
 
 
+def error_body(exc: ApplianceError) -> dict:
+    """DOODS's error JSON (also what the HTTP server answers from the headers)."""
+    return {"error": exc.message}
+
+
 @bp.errorhandler(ApplianceError)
 def _error(exc: ApplianceError):
-    response = jsonify({"error": exc.message})
+    response = jsonify(error_body(exc))
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge):
+    return _error(too_large())
+
+
 @bp.get("/detectors")
-@admitted(token=_auth_key, how=HOW)
+@admitted(header=AUTH_HEADER, how=HOW)
 def detectors():
     """The detectors Home Assistant may name: `default` and each detect bundle."""
     registry, default = services().registry, services().settings.compat.detection_model
@@ -65,7 +74,7 @@ def _describe(shown: str, runner) -> dict[str, Any]:
 
 
 @bp.post("/detect")
-@admitted(metered=True, token=_auth_key, how=HOW, model=_model)
+@admitted(metered=True, header=AUTH_HEADER, how=HOW, model=_model)
 def detect():
     """The picture in `data` through the named detector, filtered by `detect`."""
     body = safejson.loads(request.get_data(cache=False))

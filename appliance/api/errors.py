@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,17 @@ def _appliance_error(exc: ApplianceError):
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
+def too_large() -> PayloadTooLarge:
+    """werkzeug's 413 (a form or body past the app's cap) in the box's words; the routes of
+    other software's protocols answer it in their own error JSON."""
+    return PayloadTooLarge(f"the request body is larger than this box accepts "
+                           f"({_limit_mb():g} MB): send a smaller image")
+
+
 def _too_large(exc: RequestEntityTooLarge):
     # No `Connection: close` here: it is hop-by-hop, and waitress refuses an app that sets
     # it (AssertionError, a text 500). The body was read whole, so the connection is sound.
-    limit = _limit_mb()
-    return error_response(413, "payload_too_large",
-                          f"the request body is larger than this box accepts ({limit:g} MB): "
-                          "send a smaller image")
+    return _appliance_error(too_large())
 
 
 def _http_error(exc: HTTPException):

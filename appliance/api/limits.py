@@ -47,15 +47,27 @@ BODY_KINDS: dict[str, str] = {
 }
 
 
+ADMIN = "admin"  # the admin token must be in the headers before a byte of the body is read
+INFER = "infer"  # the inference token (when one is set) must be in the headers
+# Routes whose body only the admin may send (their views check the admin token too).
+ADMIN_BODIES = frozenset({"models.install", "teach.add_example"})
+
+
 @dataclass(frozen=True)
 class Limit:
-    """A route's body cap: `kind` (one of IMAGE, INSTALL, SMALL), its size in bytes, and
-    whether the admin token is checked before the body is read (a bundle upload: nobody
-    else may make the box take in 500 MB)."""
+    """A route's body cap: `kind` (one of IMAGE, INSTALL, SMALL) and its size in bytes;
+    `token`, the token checked from the headers before the body is read (ADMIN, INFER, or
+    "" where the route takes none there: open routes, and protocols that carry the token in
+    the body); `header`, another header that carries the inference token, and `how`, where a
+    refused client should send it; `error_body`, the route's protocol's error JSON (None:
+    the box's own)."""
 
     kind: str
     bytes: int
-    admin_only: bool = False
+    token: str = ""
+    header: str = ""
+    how: str = ""
+    error_body: Callable[[ApplianceError], dict] | None = None
 
     def message(self, sent: int | None) -> str:
         """What a client sending over the cap is told: the cap, and what to do."""
@@ -86,28 +98,51 @@ class BodyLimits:
     (a few microseconds: it runs in the server's I/O thread for each request's headers)."""
 
     def __init__(self, url_map, settings: Settings,
-                 admin: Callable[[str | None], None] | None = None) -> None:
-        """`admin(authorization_header)` raises an ApplianceError unless the header holds
-        the admin token (Auth.require_admin); given, it runs before an upload is read."""
+                 admin: Callable[[str | None], None] | None = None,
+                 infer: Callable[[str | None, str], None] | None = None,
+                 views: dict | None = None,
+                 error_bodies: dict[str, Callable[[ApplianceError], dict]] | None = None
+                 ) -> None:
+        """`admin(authorization)` raises an ApplianceError unless the header holds the admin
+        token (Auth.require_admin), `infer(authorization, how)` unless it holds the inference
+        token when one is set (Auth.require_infer); given, each runs from the headers of the
+        routes that need it, before their body is read. `views` (the app's view functions)
+        tells which routes are admitted, and where their protocol carries the token;
+        `error_bodies` maps a blueprint's name to its protocol's error JSON."""
         self._adapter = url_map.bind("localhost")
-        self.admin = admin
-        self._limits = {kind: Limit(kind, kind_bytes(settings, kind),
-                                    admin_only=kind == INSTALL and admin is not None)
-                        for kind in (IMAGE, INSTALL, SMALL)}
+        self.admin, self.infer = admin, infer
+        caps = {kind: kind_bytes(settings, kind) for kind in (IMAGE, INSTALL, SMALL)}
+        self._small = Limit(SMALL, caps[SMALL])
+        self._limits = {endpoint: _limit(endpoint, kind, caps[kind], admin, infer,
+                                         (views or {}).get(endpoint), error_bodies or {})
+                        for endpoint, kind in BODY_KINDS.items()}
         whole = int(settings.server.max_receiving_mb * 1048576) + FRAMING_BYTES
-        self.receiving = Receiving(whole, max(whole // 4, self._limits[IMAGE].bytes))
+        self.receiving = Receiving(whole, max(whole // 4, caps[IMAGE]))
 
     def lookup(self, method: str, path: str) -> Limit:
         """The cap for `method` on `path`; the small cap when no route takes them."""
         try:
             endpoint, _ = self._adapter.match(path, method)
         except HTTPException:  # 404, 405, a redirect: nothing will read the body
-            endpoint = None
-        return self._limits[BODY_KINDS.get(endpoint, SMALL)]
+            return self._small
+        return self._limits.get(endpoint, self._small)
 
     def largest(self) -> int:
         """The largest cap of any route: the server's backstop for every body."""
-        return max(limit.bytes for limit in self._limits.values())
+        return max(limit.bytes for limit in (self._small, *self._limits.values()))
+
+
+def _limit(endpoint: str, kind: str, size: int, admin, infer, view,
+           error_bodies: dict) -> Limit:
+    """`endpoint`'s Limit: its cap, the token its headers must carry, its error JSON."""
+    error_body = error_bodies.get(endpoint.partition(".")[0])
+    policy = getattr(view, "admission", None)
+    if endpoint in ADMIN_BODIES and admin is not None:
+        return Limit(kind, size, ADMIN, error_body=error_body)
+    if policy is not None and infer is not None and not policy.local_view \
+            and (policy.token is None or policy.header):
+        return Limit(kind, size, INFER, policy.header, policy.how, error_body)
+    return Limit(kind, size, error_body=error_body)
 
 
 class Receiving:

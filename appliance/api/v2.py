@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance import __version__, safejson
 from appliance.api.admission import admitted
 from appliance.api.common import services
+from appliance.api.errors import too_large
 from appliance.errors import ApplianceError, BadRequest
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -34,10 +36,20 @@ def _error(message: str, status: int = 400, headers: dict | None = None):
     return response
 
 
+def error_body(exc: ApplianceError) -> dict:
+    """The protocol's error JSON (also what the HTTP server answers from the headers)."""
+    return {"error": exc.message}
+
+
 @bp.errorhandler(ApplianceError)
 def _protocol_error(exc: ApplianceError):
     status = exc.status if exc.status in (401, 403, 404, 413, 429, 503, 504) else 400
     return _error(exc.message, status, exc.headers)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge):
+    return _protocol_error(too_large())
 
 
 @bp.get("")
