@@ -65,6 +65,8 @@ class TeachSession:
         """Add `frame` to the chosen class, refit and serve; the refit's answer, or None
         when there is no picture or one is being added (the note says what went wrong)."""
         with self._lock:
+            if frame is None:
+                self._say("no camera picture yet: check the camera, then press again", True)
             if frame is None or self.busy:
                 return None
             self.busy, cls = True, self.classes[self.chosen]

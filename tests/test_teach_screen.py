@@ -187,6 +187,14 @@ def test_a_capture_that_cannot_be_added_says_why_on_the_screen(kiosk, factory,
     assert kiosk.tick() is not None  # the note is drawn
 
 
+def test_a_capture_without_a_camera_picture_says_so(services):
+    services.settings.teach.embedder = "tiny-embed"
+    session = TeachSession(services.teacher, "colours", ["red", "blue"])
+    assert session.capture(None) is None
+    assert session.alert and session.note.startswith("no camera picture yet")
+    assert services.teacher.examples("colours", "red") == []
+
+
 def test_the_teach_screen_needs_two_good_class_names(services):
     services.settings.teach.embedder = "tiny-embed"
     from appliance.errors import BadRequest
