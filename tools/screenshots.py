@@ -78,6 +78,42 @@ def file_display_screens(services: Services, size: tuple[int, int], work: Path,
     save(broken.tick(), out, f"error-{tag}")
 
 
+def teach_screens(models_dir: Path, work: Path, out: Path) -> None:
+    """The teach screen through the real loop, after a few captures of crops of the
+    photographs, on a copy of lite0-embed (nothing is taught in `models_dir`)."""
+    from tools.bench_teach import crops
+
+    models = work / "teach-models"
+    shutil.copytree(models_dir / "lite0-embed", models / "lite0-embed")
+    settings = config.load(env={}, overrides={"models.dir": str(models),
+                                              "state.dir": str(work / "teach-state")})
+    with Services.build(settings, admin="screenshots") as services:
+        services.start(background=False)
+        camera = work / "teach-camera"
+        for size in SIZES:
+            kiosk = Kiosk(services, FolderCamera(str(camera), 1e-3),
+                          FileDisplay(str(work / "teach-screen"), size, keep=3))
+            session = kiosk.teach("mug-or-cat", ["cat", "mug", "rocket"])
+            for k, (cls, count) in enumerate((("cat", 3), ("mug", 2), ("rocket", 1))):
+                session.chosen = k
+                for data in crops({"cat": "chelsea", "mug": "coffee"}.get(cls, cls),
+                                  count if size == SIZES[0] else 0, seed=k):
+                    _frame(camera, data, kiosk)
+                    kiosk.capture()
+            session.chosen = 1
+            _frame(camera, crops("coffee", 1, seed=7)[0], kiosk)
+            save(kiosk.tick(), out, f"teach-{size[0]}x{size[1]}")
+
+
+def _frame(camera: Path, data: bytes, kiosk: Kiosk) -> None:
+    """`data` as the folder camera's only picture, drawn on the screen."""
+    shutil.rmtree(camera, ignore_errors=True)
+    camera.mkdir()
+    (camera / f"{len(data)}.jpg").write_bytes(data)
+    kiosk._teach_drawn = None
+    kiosk.tick()
+
+
 def screens_status(kiosk: Kiosk) -> Image.Image:
     kiosk.show_status()
     screen = kiosk.tick()
@@ -130,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             services.start(background=False)
             for size in SIZES:
                 file_display_screens(services, size, work, out)
+        teach_screens(Path(args.models_dir), work, out)
         if not args.no_browser:
             kiosk_page_screens(Path(args.models_dir).resolve(), work, out)
     print(f"screenshots in {out}")
