@@ -295,3 +295,19 @@ def test_usage_enabled_false_counts_nothing_and_says_so(settings, models_dir):
         assert off.status_code == 503
         assert "the usage ledger is off on this box" in off.get_json()["error"]["message"]
     assert not (Path(settings.state.dir) / LEDGER_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_body_to_the_usage_routes_is_refused_at_its_headers(models_dir, tmp_path):
+    """GET /v1/usage and statements take no body: the small cap (appliance/api/limits.py),
+    checked by the real server before a byte is read."""
+    from appliance.api.limits import SMALL_BYTES
+    from tools.live_server import request
+
+    with LiveServer(models_dir, tmp_path / "state") as live:
+        live.wait_ready()
+        for path in ("/v1/usage", "/v1/usage/tiny-classify/statement"):
+            status, body, _ = request("GET", live.url + path, b"x" * (SMALL_BYTES + 1),
+                                      {**AUTH, "Content-Type": "application/octet-stream"})
+            assert status == 413, path
+            assert b"takes no request body larger than 16 KB" in body
