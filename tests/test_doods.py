@@ -59,6 +59,15 @@ def test_detect_answers_fractions_and_percent(client):
     assert body["attribution"]["author"] == "Test Author"
 
 
+def test_base64_with_line_breaks_is_read(client):
+    wrapped = base64.encodebytes(photo_bytes()).decode()  # a line break every 76 characters
+    assert "\n" in wrapped
+    response = client.post("/doods/detect", json={"data": wrapped.replace("\n", "\r\n"),
+                                                  "detect": {"*": 10}})
+    assert response.status_code == 200, response.data
+    assert response.get_json()["detections"][0]["label"] == "face"
+
+
 def test_per_label_minimums_in_percent(client):
     def labels(detect):
         body = _detect(client, image_bytes(), detector_name="crowd", detect=detect)

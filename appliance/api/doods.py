@@ -137,8 +137,8 @@ def _wanted(found: compat.Detection, wanted: dict[str, float]) -> bool:
 def _image(data: Any) -> bytes:
     if not isinstance(data, str) or not data:
         raise BadRequest("data must hold the picture in base64 (a JPEG or PNG file's bytes)")
-    try:
-        return base64.b64decode(data, validate=True)
+    try:  # line breaks allowed, as Go's decoder (DOODS's own) and MIME encoders write them
+        return base64.b64decode(data.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("data is not valid base64: send the picture's bytes "
                          "base64-encoded") from None
