@@ -5,12 +5,10 @@ and `appliance discover` lists the boxes on the local network. Off with
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
 HTTP = "_http._tcp.local."
 BOX = "_appliance._tcp.local."
 TXT_LIMIT = 250  # a TXT string holds 255 bytes
@@ -73,7 +71,6 @@ class Advertiser:
         self.infos = [self._info(BOX, models), self._info(HTTP, models)]
         for info in self.infos:
             self.zeroconf.register_service(info, allow_name_change=True)
-        log.info("announced %s.local on mDNS", self.name)
 
     def update(self, models: list[str]) -> None:
         self.infos = [self._info(BOX, models), self._info(HTTP, models)]

@@ -91,13 +91,15 @@ def _web_server(settings: Settings, services):
 
 class Announcer:
     """mDNS announcement once the models are loaded (their names go in TXT); a network that
-    refuses multicast is logged, never fatal."""
+    refuses multicast is logged, never fatal. A box stopping before its models are loaded
+    is never announced, and one stopping while it registers does not say it announced."""
 
     def __init__(self, services, port: int) -> None:
         self.services = services
         self.port = int(port)  # waitress gives the bound port as text
         self.advertiser = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         if self.services.settings.discovery.enabled:
@@ -109,16 +111,24 @@ class Announcer:
         from appliance.discovery import Advertiser
 
         settings = self.services.settings.discovery
-        self.services.registry.wait_loaded()
+        while not self.services.registry.wait_loaded(POLL_S):
+            if self._stopping.is_set():
+                return
+        if self._stopping.is_set():
+            return
+        name = name_of(self.services.settings)
         try:
-            self.advertiser = Advertiser(name_of(self.services.settings), self.port,
-                                         __version__, settings.interfaces)
+            self.advertiser = Advertiser(name, self.port, __version__, settings.interfaces)
             self.advertiser.start(sorted(self.services.registry.runners()))
         except Exception as exc:  # zeroconf raises its own types; none may stop serving
             log.warning("mDNS announcement failed (%s): the box serves, but is not listed "
                         "as .local", exc)
+            return
+        if not self._stopping.is_set():
+            log.info("announced %s.local on mDNS", name)
 
     def close(self) -> None:
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.advertiser is not None:

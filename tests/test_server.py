@@ -128,3 +128,57 @@ def test_a_display_that_cannot_open_is_a_clear_error_at_start(models_dir, tmp_pa
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("appliance: error: framebuffer ") and "is a screen attached" in last
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.loaded = threading.Event()
+
+    def wait_loaded(self, timeout=None) -> bool:
+        return self.loaded.wait(timeout)
+
+    def runners(self) -> dict:
+        return {}
+
+
+def _announcer(monkeypatch, made: list):
+    from types import SimpleNamespace
+
+    from appliance import config, discovery
+    from appliance.server import Announcer
+
+    class Advertiser:
+        def __init__(self, *args) -> None:
+            made.append(args)
+
+        def start(self, models) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(discovery, "Advertiser", Advertiser)
+    settings = config.load(env={}, overrides={"discovery.enabled": True})
+    return Announcer(SimpleNamespace(settings=settings, registry=_Registry()), 8080)
+
+
+def test_a_box_stopping_before_its_models_load_is_never_announced(monkeypatch, caplog):
+    made: list = []
+    announcer = _announcer(monkeypatch, made)
+    announcer.start()
+    announcer.close()  # while the models still load: its thread ends without announcing
+    assert made == [] and not announcer._thread.is_alive()
+    assert "announced" not in caplog.text
+
+
+def test_a_box_announces_once_its_models_are_loaded(monkeypatch, caplog):
+    import logging
+
+    made: list = []
+    announcer = _announcer(monkeypatch, made)
+    with caplog.at_level(logging.INFO, logger="appliance.server"):
+        announcer.start()
+        announcer.services.registry.loaded.set()
+        announcer._thread.join(5)
+        announcer.close()
+    assert len(made) == 1 and "announced" in caplog.text
