@@ -35,7 +35,9 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[tools,test]'
+	@# setuptools warns that an editable install can be shadowed by a folder of the same name:
+	@# not this checkout's layout, and nothing an owner can act on.
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools,test]'
 	@touch $@
 
 # One bundle per run, so a bundle waits only for its own float source.

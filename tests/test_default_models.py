@@ -290,3 +290,12 @@ def test_int8_objects_name_each_box_as_the_float_model_does():
                 compared += 1
                 assert found[int(overlaps.argmax())][2] == cls
     assert compared >= 10
+
+
+def test_building_faces_prints_nothing_an_owner_cannot_act_on(tmp_path, capfd, caplog):
+    from tools.default_models import build_faces
+
+    build_faces(tmp_path)  # tflite2onnx logged 74 float16 warnings on `make run`
+    assert (tmp_path / "faces.fp32.onnx").is_file()
+    assert capfd.readouterr() == ("", "")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
