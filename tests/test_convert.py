@@ -159,7 +159,8 @@ def test_too_new_opset_is_refused(tmp_path, capsys):
     model.opset_import[0].version = 99
     path = tmp_path / "new.onnx"
     onnx.save(model, path)
-    _refused(tmp_path, capsys, [str(path), *_cli(tmp_path)], "")
+    _refused(tmp_path, capsys, [str(path), *_cli(tmp_path)],
+             "opset 99 is not supported by onnxruntime")
 
 
 def test_no_readable_images(tmp_path, capsys):

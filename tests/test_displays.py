@@ -1,4 +1,5 @@
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -84,12 +85,11 @@ def test_kiosk_display_announces_frames():
     assert display.wait(0, 1.0) == 1 and display.frame.startswith(b"\xff\xd8")
 
 
-def test_luma_without_the_package_is_a_clear_error():
-    try:
-        import luma.core  # noqa: F401
-    except ImportError:
-        with pytest.raises(DisplayError, match="needs luma.oled or luma.lcd"):
-            LumaDisplay("ssd1306:i2c")
+def test_luma_without_the_package_is_a_clear_error(monkeypatch):
+    for module in ("luma", "luma.core", "luma.core.interface"):  # absent, installed or not
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(DisplayError, match="needs luma.oled or luma.lcd"):
+        LumaDisplay("ssd1306:i2c")
 
 
 def test_open_display_by_name(tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from appliance import pipeline
-from appliance.errors import UnsupportedMedia
+from appliance.errors import BadRequest, UnsupportedMedia
 from tests.conftest import image_bytes
 
 
@@ -18,7 +18,11 @@ def test_infer_times_each_stage(services):
 
 def test_options_are_checked_before_decoding(services):
     runner = services.registry.get("tiny-classify")
-    with pytest.raises(UnsupportedMedia):
+    # A bad option and a picture that is not one: the option is what is answered, so a
+    # picture is never decoded for a request that is refused anyway.
+    with pytest.raises(BadRequest, match="top_k"):
+        pipeline.infer(runner, b"junk", {"top_k": "two"}, 10_000_000)
+    with pytest.raises(UnsupportedMedia):  # good options: the picture is judged
         pipeline.infer(runner, b"junk", {"top_k": "2"}, 10_000_000)
 
 
