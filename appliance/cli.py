@@ -1,4 +1,5 @@
-"""The `appliance` command: serve, models, infer, check-config.
+"""The `appliance` command: serve, models, infer, check-config, install, discover, fleet,
+verify, provenance (show, rotate, install-key), usage and doctor.
 
 Imports stay inside the subcommands so that `appliance --version` is instant and needs
 neither onnxruntime nor Flask.

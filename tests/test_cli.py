@@ -101,3 +101,12 @@ def test_infer_takes_any_option_the_model_declares(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main([*base, "--option", "min_confidence"])
     assert "write NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_docstring_names_every_command():
+    import argparse
+
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in commands.choices:
+        assert name in cli.__doc__, f"appliance/cli.py's docstring does not name {name}"
