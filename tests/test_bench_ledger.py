@@ -1,5 +1,7 @@
 """tools/bench_ledger.py counts through the ledger's own code and reports what it counted."""
 
+import pytest
+
 from tools import bench_ledger
 
 
@@ -17,3 +19,16 @@ def test_the_command_prints_both_cases(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("600 requests over one day, 2 models x 3 tokens:")
     assert out[1].startswith("600 requests over a year")
+
+
+@pytest.mark.default_models
+@pytest.mark.slow
+def test_cpu_per_request_with_the_ledger_on_and_off():
+    from appliance import config
+
+    models = config.CHECKOUT / "models"
+    if not (models / "efficientnet-lite0" / "manifest.json").is_file():
+        pytest.skip("efficientnet-lite0 is not built: run `make models`")
+    found = bench_ledger.cpu_per_request(models, rounds=2, block=2)
+    assert sorted(found) == ["off", "on"]
+    assert all(len(v) == 2 and all(ms > 0 for ms in v) for v in found.values())

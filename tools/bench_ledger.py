@@ -4,6 +4,14 @@ request, and the file's size after them, for a busy day and for a year of use.
 
     python tools/bench_ledger.py [--requests 1000000] [--models 8] [--runs 3]
 
+    python tools/bench_ledger.py --cpu [--rounds 10 --block 100]
+
+measures the CPU the box spends a request on the default efficientnet-lite0 and the small
+photo through the whole Flask app (admission, decode, model, JSON), the ledger on and off
+in alternating blocks in one process: CPU time rather than wall time, so other work on the
+machine disturbs it far less. At full throughput a box is CPU-bound, so requests a second
+go as one over the CPU per request.
+
 Requests per second with and without the ledger over HTTP, side by side in one run:
     python tools/bench.py --servers appliance --images small --concurrency 16 \\
         --variant ledger-off:usage.enabled=false
@@ -50,13 +58,65 @@ def count(requests: int, models: int, days: int) -> dict:
             "counted": sum(r.answered + r.failed for r in rows)}
 
 
+def cpu_per_request(models: Path, rounds: int, block: int) -> dict[str, list[float]]:
+    """CPU milliseconds a request, ledger on and off, one figure per block of `block`
+    requests, `rounds` blocks each way in alternating order."""
+    from appliance import config
+    from appliance.api import create_app
+    from appliance.services import Services
+    from tools.bench import photos
+
+    with tempfile.TemporaryDirectory() as folder:
+        shelf = Path(folder) / "models"
+        shelf.mkdir()
+        (shelf / "efficientnet-lite0").symlink_to((models / "efficientnet-lite0").resolve())
+        settings = config.load(env={}, overrides={
+            "models.dir": str(shelf), "state.dir": str(Path(folder) / "state"),
+            "auth.rate_per_minute": 0, "discovery.enabled": False,
+            # no spinning threads: their spin would count as CPU spent on the request
+            "models.idle_session": False, "models.spin": False})
+        with Services.build(settings, admin="bench-admin-token-0123") as services:
+            services.start(background=False)
+            client = create_app(settings, services).test_client()
+            photo = photos()["small"]["jpeg"]
+            ledger, found = services.ledger, {"on": [], "off": []}
+            for n in range(rounds):
+                for mode in (("on", "off") if n % 2 == 0 else ("off", "on")):
+                    services.ledger = ledger if mode == "on" else None
+                    found[mode].append(_block(client, photo, block))
+            services.ledger = ledger
+    return found
+
+
+def _block(client, photo: bytes, block: int) -> float:
+    started = time.process_time()
+    for _ in range(block):
+        response = client.post("/v1/models/efficientnet-lite0/infer", data=photo,
+                               content_type="image/jpeg")
+        assert response.status_code == 200, response.data
+    return (time.process_time() - started) / block * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--models", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cpu", action="store_true", help="CPU a request through the app, "
+                        "the ledger on and off (needs the default bundles in --models-dir)")
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--block", type=int, default=100)
     args = parser.parse_args(argv)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    if args.cpu:
+        found = cpu_per_request(Path(args.models_dir), args.rounds, args.block)
+        for mode, values in found.items():
+            ordered = sorted(values)
+            print(f"ledger {mode}: CPU {ordered[0]:.3f}-{ordered[-1]:.3f} ms a request "
+                  f"(median {ordered[len(ordered) // 2]:.3f}) over {len(values)} blocks of "
+                  f"{args.block}")
+        return 0
     for label, days in (("one day", 1), ("a year", 365)):
         found = [count(args.requests, args.models, days) for _ in range(args.runs)]
         assert all(f["counted"] == args.requests for f in found), found
