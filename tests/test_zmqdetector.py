@@ -337,3 +337,28 @@ def test_row40_idle_connections_are_capped_and_time_out(listener):
         assert _rows(_ask(sock, *_tensor((1, 16, 16, 3)))).any()
     for sock in idle:
         sock.close()
+
+
+def test_requests_are_counted_in_the_usage_ledger_and_its_quota(peer, services):
+    """Frigate's detector goes through the admission path's terms, quota and ledger: its
+    requests carry no token, so they count, and are capped, as 'none'."""
+    services.ledger.quotas = {"none": 2}
+    assert _rows(_ask(peer, *_tensor((1, 16, 16, 3)))).any()
+    _ask(peer, b"garbage")  # refused before the model: not charged, not counted
+    assert _rows(_ask(peer, *_tensor((1, 16, 16, 3)))).any()
+    [frame] = _ask(peer, *_tensor((1, 16, 16, 3)))
+    assert "daily quota of the 'none' token is spent" in json.loads(frame)["error"]
+    rows = services.ledger.rows("crowd")
+    assert [(r.token, r.answered, r.failed) for r in rows] == [("none", 2, 0)]
+    assert services.metrics.requests("crowd", 429) == 1
+
+
+def test_a_model_that_requires_a_token_does_not_answer_frigate(peer, services, models_dir):
+    tiny.write_crowd(models_dir, "members", CROWD_LABELS)
+    manifest = json.loads((models_dir / "members" / "manifest.json").read_text())
+    manifest["terms"] = {"requires_token": True}
+    (models_dir / "members" / "manifest.json").write_text(json.dumps(manifest))
+    services.registry.load_all()
+    services.settings.compat.detection_model = "members"
+    [frame] = _ask(peer, *_tensor((1, 16, 16, 3)))
+    assert "model members answers only with a token" in json.loads(frame)["error"]
