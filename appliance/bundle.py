@@ -277,6 +277,29 @@ def _input_spec(spec: dict[str, Any]) -> InputSpec:
     )
 
 
+def folders(models_dir: str | os.PathLike) -> list[Path]:
+    """The bundle folders of a models directory, by name ([] when it does not exist).
+    Hidden folders are not bundles: an install's staging area, a swap's kept version."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_installed(folder: str | os.PathLike) -> Bundle:
+    """The bundle installed in `folder` of a models directory: `read`, and its manifest's
+    name must be the folder's (the server serves it by the folder's name).
+
+    Raises BundleError naming the file and field at fault.
+    """
+    bundle = read(folder)
+    name = Path(folder).name
+    if bundle.name != name:
+        raise BundleError(f"{name}/manifest.json.name: is {bundle.name!r} but the folder is "
+                          "named differently; rename one")
+    return bundle
+
+
 def read(path: str | os.PathLike, verify: bool = True) -> Bundle:
     """Read the bundle folder at `path`, check its manifest, labels and (if `verify`) sha256.
 

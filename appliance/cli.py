@@ -154,15 +154,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from appliance.errors import BundleError
 
     folder = Path(_settings(args).models.dir)
-    entries = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    entries = bundles.folders(folder)
     if not entries:
         print(f"no bundles in {folder}: build the defaults with `make run` or install one")
     broken = 0
     for path in entries:
         try:
-            b = bundles.read(path)
-            m = b.manifest
+            m = bundles.read_installed(path).manifest  # as the server would serve it
             print(f"{m.name:24} {m.task:15} {m.model['precision']:5} {m.version:10} "
                   f"{m.attribution['license']:12} ok")
         except BundleError as exc:

@@ -93,12 +93,10 @@ def bundles(models_dir: Path, settings: Settings) -> list[Finding]:
     from appliance.engine import Runner
     from appliance.errors import ApplianceError
 
-    folders = sorted(p for p in models_dir.iterdir() if p.is_dir() and
-                     not p.name.startswith(".")) if models_dir.is_dir() else []
     found = []
-    for folder in folders:
+    for folder in bundle.folders(models_dir):
         try:
-            with Runner(bundle.read(folder), settings.models) as runner:
+            with Runner(bundle.read_installed(folder), settings.models) as runner:
                 runner.warm_up()
             found.append(Finding(OK, f"model {folder.name}", "checksum and load ok"))
         except ApplianceError as exc:

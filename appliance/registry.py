@@ -39,15 +39,6 @@ LOAD_THREADS = 2
 MAX_OVERRUNS = 3
 
 
-def _checked(folder: Path) -> bundles.Bundle:
-    """The bundle in `folder`. Raises BundleError, also when its name is not the folder's."""
-    bundle = bundles.read(folder)
-    if bundle.name != folder.name:
-        raise bundles.BundleError(f"{folder.name}/manifest.json.name: is {bundle.name!r} "
-                                  "but the folder is named differently; rename one")
-    return bundle
-
-
 @dataclass
 class Failure:
     """A bundle folder that could not be served, and why."""
@@ -164,7 +155,7 @@ class Registry:
         replaced = dest.exists()
         self._swap(folder, name)
         try:
-            runner = self._open(_checked(dest))
+            runner = self._open(bundles.read_installed(dest))
         except ApplianceError:
             shutil.rmtree(dest, ignore_errors=True)
             if replaced:
@@ -203,13 +194,12 @@ class Registry:
             log.warning("models directory %s does not exist: no models to serve",
                         self.models_dir)
             return []
-        return sorted(p for p in self.models_dir.iterdir()
-                      if p.is_dir() and not p.name.startswith("."))
+        return bundles.folders(self.models_dir)
 
     def _read(self, folder: Path) -> bundles.Bundle | None:
         """The bundle in `folder`, or None with its failure recorded."""
         try:
-            return _checked(folder)
+            return bundles.read_installed(folder)
         except ApplianceError as exc:
             self._fail(folder.name, exc)
             return None

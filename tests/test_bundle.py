@@ -378,3 +378,21 @@ def test_a_head_that_is_not_a_head_is_refused(tmp_path):
 
     with pytest.raises(BundleError, match="taught/head.npz: is not a head|means has shape"):
         _headed(tmp_path, means=np.zeros((0, 3), np.float32))
+
+
+def test_the_bundle_folders_of_a_models_directory(tmp_path):
+    assert bundles.folders(tmp_path / "nope") == []
+    for name in ("b", "a", ".staging", ".a.last-good"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.txt").write_text("not a bundle")
+    assert [p.name for p in bundles.folders(tmp_path)] == ["a", "b"]
+
+
+def test_an_installed_bundle_is_named_after_its_folder(tmp_path):
+    tiny.write_bundle(tmp_path, "tiny-classify")
+    assert bundles.read_installed(tmp_path / "tiny-classify").name == "tiny-classify"
+    (tmp_path / "tiny-classify").rename(tmp_path / "other")
+    bundles.read(tmp_path / "other")  # a good bundle, but not the one the folder says
+    with pytest.raises(BundleError, match="other/manifest.json.name: is 'tiny-classify' but "
+                       "the folder is named differently; rename one"):
+        bundles.read_installed(tmp_path / "other")

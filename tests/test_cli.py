@@ -46,6 +46,10 @@ def test_models_lists_and_flags_broken(models_dir, capsys):
     assert cli.main(["models", "--models-dir", str(models_dir)]) == 1
     assert "tiny-embed               BROKEN: tiny-embed/model.onnx: sha256" in \
         capsys.readouterr().out
+    (models_dir / "tiny-faces").rename(models_dir / "faces")  # the server refuses it too
+    assert cli.main(["models", "--models-dir", str(models_dir)]) == 1
+    assert "faces                    BROKEN: faces/manifest.json.name: is 'tiny-faces'" in \
+        capsys.readouterr().out
 
 
 def test_infer_prints_the_same_json_as_the_api(models_dir, tmp_path, capsys, client):

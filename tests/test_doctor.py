@@ -46,6 +46,9 @@ def test_doctor_command(models_dir, tmp_path, capsys):
     assert cli.main(["doctor", "--models-dir", str(models_dir)]) in (0, 1)
     out = capsys.readouterr().out
     assert "ok   model tiny-classify: checksum and load ok" in out
+    (models_dir / "tiny-faces").rename(models_dir / "faces")  # the server refuses it too
+    cli.main(["doctor", "--models-dir", str(models_dir)])
+    assert "model faces: faces/manifest.json.name: is 'tiny-faces'" in capsys.readouterr().out
     for folder in models_dir.iterdir():
         (folder / "model.onnx").write_bytes(b"broken")
     settings = config.load(env={}, overrides={"models.dir": str(models_dir),
