@@ -148,6 +148,8 @@ class Ledger:
     def flush(self) -> bool:
         """Write the counts in memory in one transaction; on failure keep them for the next
         try and report why. Returns True when everything counted is on disk."""
+        if self._in_memory and self.path is not None:
+            self._reopen()
         with self._lock:
             batch, self._pending = self._pending, {}
         if not batch:
@@ -167,6 +169,24 @@ class Ledger:
             log.warning("usage ledger: recording again in %s", self.path)
             self.problem = None
         return True
+
+    def _reopen(self) -> None:
+        """Try the file again (a state folder mounted late, made writable): on success, the
+        counts kept in memory move into it and the ledger records again."""
+        try:
+            db = self._open_file()
+        except (OSError, sqlite3.Error):
+            return
+        with self._db_lock:
+            rows = select(self._db, None, None)
+            with db:
+                db.executemany(UPSERT, [(r.period, r.model, r.token, r.answered, r.failed)
+                                        for r in rows])
+            self._db.close()
+            self._db, self._in_memory = db, False
+        log.warning("usage ledger: %s opens now; recording again (%d rows kept from memory)",
+                    self.path, len(rows))
+        self.problem = None
 
     def _keep(self, batch: dict[tuple[str, str, str], list[int]]) -> None:
         with self._lock:

@@ -116,6 +116,21 @@ def test_a_read_only_state_folder_counts_in_memory_and_says_so(tmpfs):
     assert list(folder.iterdir()) == []
 
 
+def test_a_state_folder_made_writable_later_gets_the_counts(tmpfs, caplog):
+    import subprocess
+
+    folder = tmpfs("ro,size=1m")
+    with Ledger(folder, clock=Clock()) as book:
+        book.record("ink", "none", ok=True)
+        assert not book.flush()
+        subprocess.run(["mount", "-o", "remount,rw", str(folder)], check=True)
+        book.record("ink", "none", ok=True)
+        with caplog.at_level(logging.WARNING):
+            assert book.flush() and book.status()["recording"]
+        assert "opens now; recording again (1 rows kept from memory)" in caplog.text
+    assert _rows(folder) == [("2026-11-28", "ink", "none", 2, 0)]
+
+
 def test_a_full_disk_keeps_the_counts_until_it_has_room(tmpfs):
     folder = tmpfs("size=256k")
     with Ledger(folder, clock=Clock()) as book:
