@@ -444,7 +444,8 @@ def write(dest: str | os.PathLike, manifest: dict[str, Any], model_file: str | o
     try:
         _fill(staging, manifest, model_file, labels, extras or {}, graphs or {})
         read(staging)
-        _swap_in(staging, dest)
+        swap_in(staging, dest)
+        shutil.rmtree(kept_path(dest), ignore_errors=True)  # no runner to fall back to here
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return read(dest)
@@ -468,17 +469,41 @@ def _fill(folder: Path, manifest: dict[str, Any], model_file: str | os.PathLike,
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _swap_in(staging: Path, dest: Path) -> None:
-    # Every file reaches the disk before the rename makes the bundle visible, and the
-    # renames reach it before the old copy goes: a power cut leaves one whole bundle.
-    for path in staging.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    fsync_dir(staging)
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
+KEPT = ".last-good"  # the version a swap replaced: .NAME.last-good, until the next swap
+
+
+def kept_path(dest: Path) -> Path:
+    """Where the version of the bundle at `dest` that the last swap replaced is kept."""
+    return dest.with_name(f".{dest.name}{KEPT}")
+
+
+def swap_in(folder: Path, dest: Path) -> None:
+    """Make `folder` the bundle at `dest`, power-cut safe: every file of it reaches the disk
+    before the rename makes it visible, and the renames before this returns. The version
+    it replaces is kept (`kept_path`) until the next swap, for the caller to put back if the
+    new one does not load; `recover` puts it back after a cut between the two renames."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    fsync_dir(folder)
+    kept = kept_path(dest)
     if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
+        shutil.rmtree(kept, ignore_errors=True)
+        dest.rename(kept)
+    folder.rename(dest)
     fsync_dir(dest.parent)
-    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(models_dir: Path) -> list[str]:
+    """Put back the previous version of each bundle whose swap was cut between its two
+    renames (old or new, never a mix, never none); returns their names."""
+    back = []
+    for kept in sorted(models_dir.glob(".*" + KEPT)):
+        dest = models_dir / kept.name[1:-len(KEPT)]
+        if not dest.exists():
+            kept.rename(dest)
+            back.append(dest.name)
+    if back:
+        fsync_dir(models_dir)
+    return back

@@ -255,31 +255,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_install(args: argparse.Namespace) -> int:
     import shutil
 
-    from appliance import bundle as bundles
     from appliance import install as installer
     from appliance.registry import Registry
 
     settings = _settings(args)
     models_dir = Path(settings.models.dir)
     source = Path(args.bundle)
-    staging = installer.new_staging(models_dir)
-    try:
-        if source.is_dir():
-            folder = staging / "unpacked"
-            shutil.copytree(source, folder, symlinks=True)
-            name = bundles.read(folder).name
-            installer.probe(folder, settings.models.timeout_s,
-                            settings.models.probe_memory_mb)
-        else:
-            upload = staging / "upload.tar.gz"
-            shutil.copyfile(source, upload)
-            folder = installer.stage(models_dir, upload, None,
-                                     settings.models.max_install_mb << 20, settings.models)
-            name = bundles.read(folder, verify=False).name
-        with Registry(settings) as registry:
-            runner, replaced = registry.install(folder, name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    cap = settings.models.max_install_mb << 20
+    unpack = installer.folder(source) if source.is_dir() else \
+        installer.archive(lambda path: shutil.copyfile(source, path), cap)
+    with Registry(settings) as registry:
+        runner, replaced = installer.install(registry, unpack, None, settings.models)
+    name = runner.bundle.name
     print(f"{'replaced' if replaced else 'installed'} {name} "
           f"({runner.bundle.manifest.task}, {runner.bundle.manifest.model['precision']}) in "
           f"{models_dir}; a running box serves it after a restart, or PUT it over HTTP")

@@ -8,6 +8,7 @@ only what the schema caps (manifest, labels) before the probe has passed.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import posixpath
@@ -18,15 +19,18 @@ import sys
 import tarfile
 import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from appliance import bundle as bundles
 from appliance import probe as prober
-from appliance.errors import BadRequest, BundleError, PayloadTooLarge
+from appliance.errors import BadRequest, BundleError, InsufficientStorage, PayloadTooLarge
 
 if TYPE_CHECKING:
     from appliance.config import Models
+    from appliance.engine import Runner
+    from appliance.registry import Registry
 
 STAGING = ".staging"
 MAX_FILES = 32
@@ -193,22 +197,53 @@ def _during(stdout: str | bytes | None) -> str:
     return f" on {inputs[-1]}" if inputs else " while loading"
 
 
-def stage(models_dir: Path, upload: Path, name: str | None, max_bytes: int,
-          settings: Models | None = None) -> Path:
-    """Extract and check an uploaded archive beside it; returns the bundle folder (named
-    `name` when given). The probe's limits come from `settings` (models.timeout_s,
-    models.probe_memory_mb; their defaults without). The caller removes the staging folder
-    afterwards. Raises BadRequest, PayloadTooLarge or BundleError."""
-    folder = extract(upload, upload.parent / "unpacked", max_bytes)
-    found = bundles.read(folder)  # the manifest and labels, each capped before it is read
-    if name is not None and found.name != name:
-        raise BundleError(f"the bundle's manifest names it {found.name!r}, not {name!r}: "
-                          f"PUT it to /v1/models/{found.name}")
-    if settings is None:
-        probe(folder)
-    else:
-        probe(folder, settings.timeout_s, settings.probe_memory_mb)
-    return folder
+def install(registry: Registry, unpack: Callable[[Path], Path], name: str | None,
+            settings: Models) -> tuple[Runner, bool]:
+    """The one install path (PUT /v1/models/NAME and `appliance install`): `unpack(staging)`
+    puts the bundle in a fresh staging folder of the models directory (`archive`,
+    `folder`); its manifest, labels and sha256 are checked (its name must be `name` when
+    given), a child process probes it under models.timeout_s and models.probe_memory_mb,
+    and the registry swaps it in (the previous version serves until the new one is warm).
+    The staging folder is removed whatever happens. Returns the runner and whether it
+    replaced a version. Raises BadRequest, PayloadTooLarge, BundleError, ModelLoadError,
+    or InsufficientStorage for a full disk (nothing installed)."""
+    staging = new_staging(registry.models_dir)
+    try:
+        found = bundles.read(unpacked := unpack(staging))  # manifest and labels, capped
+        if name is not None and found.name != name:
+            raise BundleError(f"the bundle's manifest names it {found.name!r}, not {name!r}: "
+                              f"PUT it to /v1/models/{found.name}")
+        probe(unpacked, settings.timeout_s, settings.probe_memory_mb)
+        return registry.install(unpacked, found.name)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise InsufficientStorage(f"the disk holding {registry.models_dir} is full: nothing "
+                                  "was installed and the previous version still serves; "
+                                  "free some space and try again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def archive(receive_into: Callable[[Path], object], max_bytes: int) -> Callable[[Path], Path]:
+    """An `unpack` for `install`: the .tar.gz that `receive_into(path)` writes, extracted
+    (at most `max_bytes` unpacked)."""
+    def unpack(staging: Path) -> Path:
+        upload = staging / "upload.tar.gz"
+        receive_into(upload)
+        return extract(upload, staging / "unpacked", max_bytes)
+
+    return unpack
+
+
+def folder(source: Path) -> Callable[[Path], Path]:
+    """An `unpack` for `install`: a copy of the bundle folder `source`."""
+    def unpack(staging: Path) -> Path:
+        copy = staging / "unpacked"
+        shutil.copytree(source, copy, symlinks=True)  # a symlink in it is refused by read
+        return copy
+
+    return unpack
 
 
 def new_staging(models_dir: Path) -> Path:

@@ -30,7 +30,6 @@ from appliance.storage import fsync_dir, read_text, write_text_atomic
 log = logging.getLogger(__name__)
 ACTIVE_FILE = "active-model"
 PLANS_FILE = "model-timing.json"  # each model's timing run, kept for later starts
-LAST_GOOD = ".last-good"
 # Bundles loaded at once at start: two measured 0.3 s sooner than one for the eight default
 # bundles on two cores; three, no sooner.
 LOAD_THREADS = 2
@@ -108,17 +107,15 @@ class Registry:
         if not self.models_dir.is_dir():
             return
         clean_staging(self.models_dir)
-        for kept in self.models_dir.glob(".*" + LAST_GOOD):
-            name = kept.name[1:-len(LAST_GOOD)]
-            if not (self.models_dir / name).exists():
-                kept.rename(self.models_dir / name)
-                log.warning("model %s: an install was interrupted; the previous version is "
-                            "back", name)
+        for name in bundles.recover(self.models_dir):
+            log.warning("model %s: an install was interrupted; the previous version is "
+                        "back", name)
 
     def install(self, folder: Path, name: str) -> tuple[Runner, bool]:
         """Swap a checked bundle folder in as `name`; the previous version is kept as
-        .NAME.last-good until the next install. Returns the runner and whether it replaced
-        one. Raises BundleError/ModelLoadError, with the previous version still serving."""
+        .NAME.last-good until the next install (bundle.swap_in). Returns the runner and
+        whether it replaced one. Raises BundleError/ModelLoadError, with the previous
+        version still serving."""
         with self._install_lock:
             return self._install(folder, name)
 
@@ -139,20 +136,16 @@ class Registry:
             return runner, True
 
     def _swap(self, folder: Path, name: str) -> Path:
-        """Rename `folder` to NAME, the current one to .NAME.last-good (a start after a cut
-        between the two renames puts that back)."""
-        dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
-        if dest.exists():
-            shutil.rmtree(kept, ignore_errors=True)
-            dest.rename(kept)
-        folder.rename(dest)
-        fsync_dir(self.models_dir)
+        """`folder` swapped in as NAME (bundle.swap_in: the current one kept until the next
+        swap, and put back by a start after a cut between the two renames)."""
+        dest = self.models_dir / name
+        bundles.swap_in(folder, dest)
         return dest
 
     def _install(self, folder: Path, name: str) -> tuple[Runner, bool]:
         """Swap `folder` in and open it (the install lock held)."""
-        dest, kept = self.models_dir / name, self.models_dir / f".{name}{LAST_GOOD}"
-        replaced = dest.exists()
+        dest = self.models_dir / name
+        kept, replaced = bundles.kept_path(dest), dest.exists()
         self._swap(folder, name)
         try:
             runner = self._open(bundles.read_installed(dest))

@@ -396,3 +396,24 @@ def test_an_installed_bundle_is_named_after_its_folder(tmp_path):
     with pytest.raises(BundleError, match="other/manifest.json.name: is 'tiny-classify' but "
                        "the folder is named differently; rename one"):
         bundles.read_installed(tmp_path / "other")
+
+
+def test_a_swap_keeps_the_previous_version_and_a_cut_swap_is_recovered(tmp_path):
+    models = tmp_path / "models"
+    tiny.write_bundle(models, "m")
+    new = tiny.write_bundle(tmp_path / "staging", "m", version="2.0.0").path
+    bundles.swap_in(new, models / "m")
+    assert bundles.read(models / "m").manifest.version == "2.0.0"
+    assert bundles.read(bundles.kept_path(models / "m")).manifest.version == "0.0.1"
+    assert bundles.recover(models) == []  # a whole swap: nothing to put back
+    (models / "m").rename(tmp_path / "gone")  # cut between the two renames of a swap
+    assert bundles.recover(models) == ["m"]
+    assert bundles.read(models / "m").manifest.version == "0.0.1"
+    assert [p.name for p in bundles.folders(models)] == ["m"]
+
+
+def test_writing_over_a_bundle_leaves_one_folder(tmp_path):
+    tiny.write_bundle(tmp_path, "m")
+    tiny.write_bundle(tmp_path, "m", version="2.0.0")  # the tools' write: no runner to keep
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert bundles.read(tmp_path / "m").manifest.version == "2.0.0"

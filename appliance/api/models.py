@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import errno
 import hashlib
 import json
-import shutil
 import time
 
 from flask import Blueprint, Response, jsonify, request
@@ -17,7 +15,7 @@ from appliance import install as installer
 from appliance.api.admission import admitted
 from appliance.api.common import services, uploaded
 from appliance.api.headers import text_headers
-from appliance.errors import BadRequest, InsufficientStorage
+from appliance.errors import BadRequest
 from appliance.pipeline import Answer
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
@@ -72,23 +70,8 @@ def install(name: str):
     _check_name(name)
     cap = svc.settings.models.max_install_mb << 20
     request.max_content_length = cap
-    models_dir = svc.registry.models_dir
-    staging = None
-    try:
-        staging = installer.new_staging(models_dir)
-        upload = staging / "upload.tar.gz"
-        installer.receive(request.stream, upload, cap)
-        folder = installer.stage(models_dir, upload, name, cap, svc.settings.models)
-        runner, replaced = svc.registry.install(folder, name)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise InsufficientStorage(f"the disk holding {models_dir} is full: nothing was "
-                                  "installed and the previous version still serves; free "
-                                  "some space and try again") from None
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    unpack = installer.archive(lambda path: installer.receive(request.stream, path, cap), cap)
+    runner, replaced = installer.install(svc.registry, unpack, name, svc.settings.models)
     body = dict(runner.bundle.summary(), status="ready", replaced=replaced)
     return jsonify(body), (200 if replaced else 201)
 
