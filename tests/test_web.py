@@ -258,3 +258,19 @@ def test_no_text_is_said(vision_page, tmp_path):
     assert page.get_attribute("#output-text-boxes", "aria-label") == "0 lines of text found"
     assert page.locator("#copy-text").count() == 0
     assert page.errors == []
+
+
+def test_the_token_field_only_on_a_box_that_asks_for_one(page, models_dir, tmp_path):
+    page.wait_for_selector(".card[aria-checked='true']")
+    assert not page.locator("#token-box").is_visible()  # this box asks for none
+    token = "an-inference-token-of-some-length"
+    env = {"APPLIANCE_AUTH_INFER_TOKEN": token}
+    with LiveServer(models_dir, tmp_path / "locked", env=env) as live:
+        live.wait_ready()
+        page.goto(live.url + "/")
+        page.wait_for_selector("#token-box[open]")
+        assert "needs the inference token" in page.locator("#models [role=alert]").inner_text()
+        page.fill("#token", token)
+        page.dispatch_event("#token", "change")
+        page.wait_for_selector(".card[aria-checked='true']")
+        assert page.locator("#token-box").is_visible()  # still there to change it

@@ -18,10 +18,15 @@ function authHeaders() {
 async function loadModels() {
   const response = await fetch("/v1/models", { headers: authHeaders() });
   const body = await response.json();
-  state.models = body.models;
+  // The token field is shown only by a box that asks for one (401), or once one is typed.
+  const asks = response.status === 401;
+  $("token-box").hidden = !asks && !$("token").value.trim();
+  if (asks) $("token-box").open = true;
+  state.models = response.ok ? body.models : [];
   const box = $("models");
   box.textContent = "";
-  if (!state.models.length) box.append(el("p", { class: "muted" }, "No models installed."));
+  if (asks) box.append(el("p", { class: "error", role: "alert" }, body.error.message));
+  else if (!state.models.length) box.append(el("p", { class: "muted" }, "No models installed."));
   for (const m of state.models) box.append(card(m));
   const first = state.models.find((m) => m.active && m.status === "ready")
     || state.models.find((m) => m.status === "ready");
