@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from appliance.auth import Auth, admin_token
 from appliance.config import Settings
@@ -16,28 +17,41 @@ from appliance.decodebudget import MB, DecodeBudget
 from appliance.metrics import Metrics
 from appliance.registry import Registry
 
+if TYPE_CHECKING:  # the heavier parts are imported where they are made
+    from appliance.hardware.cameras import PushCamera
+    from appliance.hardware.displays import KioskDisplay
+    from appliance.ledger import Ledger
+    from appliance.provenance import Signer
+    from appliance.ratelimit import RateLimiter
+    from appliance.standalone import Kiosk
+    from appliance.teach import Teacher
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
-    """Everything a request handler needs, built once per process (or per test)."""
+    """Everything a request handler needs, built whole by `build` before the app (once per
+    process, or per test): what the API and the standalone loop share."""
 
     settings: Settings
     registry: Registry
     metrics: Metrics
     auth: Auth
-    limiter: Any = None  # the per-client RateLimiter
-    push_camera: Any = None  # a PushCamera when camera.kind is push
-    screen: Any = None  # the KioskDisplay when display.kind is kiosk
-    kiosk: Any = None  # the standalone loop (appliance.standalone.Kiosk) while it runs
-    decodes: DecodeBudget | None = None  # the bytes image decodes may hold at once
-    teacher: Any = None  # the taught models' examples and fits (appliance.teach)
-    signer: Any = None  # signs result pictures (appliance.provenance); None: unsigned
-    ledger: Any = None  # the usage ledger (appliance.ledger); None: nothing counted
+    limiter: RateLimiter
+    decodes: DecodeBudget  # the bytes image decodes may hold at once
+    teacher: Teacher  # the taught models' examples and fits
+    signer: Signer | None = None  # signs result pictures; None: unsigned
+    ledger: Ledger | None = None  # the usage ledger; None: nothing counted
+    # With standalone.enabled: the /kiosk page's display (display.kind kiosk), and the
+    # camera that uploads to the API feed (camera.kind push). The loop draws on and reads
+    # from these; the API serves and feeds them, from the first request on.
+    screen: KioskDisplay | None = None
+    push_camera: PushCamera | None = None
+    kiosk: Kiosk | None = None  # the standalone loop, while it runs (it puts up teach screens)
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
-    backlog: Any = field(default=lambda: 0)
+    backlog: Callable[[], int] = field(default=lambda: 0)
 
     def push_frame(self, data: bytes) -> None:
         """Hand an uploaded picture to the push camera, when there is one."""
@@ -59,10 +73,12 @@ class Services:
         from appliance.provenance import open_signer
         from appliance.teach import Teacher
 
+        screen, push_camera = _standalone_parts(settings, decodes)
         return cls(settings, registry, metrics, Auth(token, settings.auth.infer_token),
                    limiter=limiter, decodes=decodes,
                    teacher=Teacher(settings, registry, decodes),
-                   signer=open_signer(settings), ledger=open_ledger(settings))
+                   signer=open_signer(settings), ledger=open_ledger(settings),
+                   screen=screen, push_camera=push_camera)
 
     def start(self, background: bool = True) -> None:
         """Load the models, in a background thread unless `background` is False; start the
@@ -87,6 +103,21 @@ class Services:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _standalone_parts(settings: Settings, decodes: DecodeBudget
+                      ) -> tuple[KioskDisplay | None, PushCamera | None]:
+    """The kiosk page's display and the push camera, when the standalone loop will use
+    them: made with the services, since the API serves one and feeds the other."""
+    if not settings.standalone.enabled:
+        return None, None
+    from appliance.hardware.cameras import PushCamera
+    from appliance.hardware.displays import KioskDisplay
+
+    size = (settings.display.width, settings.display.height)
+    screen = KioskDisplay(size) if settings.display.kind == "kiosk" else None
+    push_camera = PushCamera(size, decodes) if settings.camera.kind == "push" else None
+    return screen, push_camera
 
 
 def open_ledger(settings: Settings):

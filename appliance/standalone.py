@@ -394,22 +394,20 @@ class Gallery:
         self.camera.close()
 
 
-def start_standalone(services, pin_factory=None) -> Gallery:
+def start_standalone(services: Services, pin_factory=None) -> Gallery:
     """Open the display (a failure is fatal: it names the device), the camera (a failure
     shows on screen and is retried), the buttons, and start the loop.
 
     Raises DisplayError, or ConfigError when buttons are set but no GPIO is available.
     """
     from appliance.config import NO_PIN
-    from appliance.hardware.cameras import PushCamera, RetryingCamera, open_camera
-    from appliance.hardware.displays import KioskDisplay, open_display
+    from appliance.hardware.cameras import RetryingCamera, open_camera
+    from appliance.hardware.displays import open_display
 
     settings = services.settings
-    display = open_display(settings.display)
-    if isinstance(display, KioskDisplay):
-        services.screen = display
-    if settings.camera.kind == "push":
-        services.push_camera = PushCamera(display.size, services.decodes)
+    display = services.screen or open_display(settings.display)  # the kiosk page's: built
+    if services.push_camera is not None:
+        services.push_camera.size = display.size  # a framebuffer's size is the device's
     camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
     kiosk = Kiosk(services, camera, display)
     services.kiosk = kiosk  # POST /v1/standalone/teach puts up its teach screen
