@@ -7,9 +7,9 @@ Tokens are named by what they are (`admin`, `infer`, `none`), never by their sec
 older than `usage.keep_days` are rolled up into their month, so the file stays small
 whatever the traffic: its rows grow with days x models x tokens, not with requests.
 
-A state folder that cannot be written keeps the counts in memory for this run and says it
-is not recording (GET /v1/usage, /readyz); a ledger file that is not a database is moved
-aside with a warning and a new one started.
+A state folder that cannot be written keeps the counts in memory and says it is not
+recording (GET /v1/usage, /readyz) until the file opens; a ledger file that is not a
+database is moved aside with a warning and a new one started.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class Ledger:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._in_memory = True  # until the file opens: counts then last this run only
+        self._in_memory = True  # until the file opens (tried again at each write)
         self._db = self._open()
         self._rolled = ""
         self._day = day_of(self.clock())
