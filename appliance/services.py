@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the heavier parts are imported where they are made
     from appliance.ledger import Ledger
     from appliance.provenance import Signer
     from appliance.ratelimit import RateLimiter
-    from appliance.standalone import Kiosk
+    from appliance.standalone import StandaloneLoop
     from appliance.teach import Teacher
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Services:
     # from these; the API serves and feeds them, from the first request on.
     screen: KioskDisplay | None = None
     push_camera: PushCamera | None = None
-    kiosk: Kiosk | None = None  # the standalone loop, while it runs (it puts up teach screens)
+    loop: StandaloneLoop | None = None  # the standalone loop, while it runs (teach screens)
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Callable[[], int] = field(default=lambda: 0)

@@ -47,8 +47,9 @@ CHANGE = 8.0  # mean absolute difference (0-255) of a 32x32 grey thumbnail that 
 BACKOFF_MAX_S = 30.0
 
 
-class Kiosk:
-    """The loop and the actions the buttons call. Thread-safe."""
+class StandaloneLoop:
+    """The camera -> model -> screen loop of a gallery installation, and the actions the
+    buttons call. Thread-safe."""
 
     def __init__(self, services: Services, camera: Camera, display: Display,
                  clock: Callable[[], float] = time.monotonic,
@@ -378,23 +379,24 @@ class Kiosk:
             else "-", license=caption.license if caption else "-", mode=self.mode)
 
 
-class Gallery:
-    """The standalone parts, closed in reverse order of opening."""
+class StandaloneParts:
+    """What `start_standalone` opened (the loop, the buttons, the display, the camera),
+    closed in reverse order of opening."""
 
     def __init__(self, kiosk, buttons, display, camera) -> None:
         self.kiosk, self.buttons, self.display, self.camera = kiosk, buttons, display, camera
 
     def close(self) -> None:
         self.kiosk.stop()
-        if getattr(self.kiosk.services, "kiosk", None) is self.kiosk:
-            self.kiosk.services.kiosk = None
+        if self.kiosk.services.loop is self.kiosk:
+            self.kiosk.services.loop = None
         if self.buttons is not None:
             self.buttons.close()
         self.display.close()
         self.camera.close()
 
 
-def start_standalone(services: Services, pin_factory=None) -> Gallery:
+def start_standalone(services: Services, pin_factory=None) -> StandaloneParts:
     """Open the display (a failure is fatal: it names the device), the camera (a failure
     shows on screen and is retried), the buttons, and start the loop.
 
@@ -409,8 +411,8 @@ def start_standalone(services: Services, pin_factory=None) -> Gallery:
     if services.push_camera is not None:
         services.push_camera.size = display.size  # a framebuffer's size is the device's
     camera = RetryingCamera(lambda: open_camera(settings.camera, services.push_camera))
-    kiosk = Kiosk(services, camera, display)
-    services.kiosk = kiosk  # POST /v1/standalone/teach puts up its teach screen
+    kiosk = StandaloneLoop(services, camera, display)
+    services.loop = kiosk  # POST /v1/standalone/teach puts up its teach screen
     pins = [getattr(settings.buttons, n) for n in ("next", "previous", "capture", "shutdown",
                                                   "led")]
     buttons = _buttons(settings, kiosk, pin_factory) if any(p != NO_PIN for p in pins) \
@@ -418,7 +420,7 @@ def start_standalone(services: Services, pin_factory=None) -> Gallery:
     if buttons is not None:
         kiosk.indicate = buttons.show
     kiosk.start()
-    return Gallery(kiosk, buttons, display, camera)
+    return StandaloneParts(kiosk, buttons, display, camera)
 
 
 def _buttons(settings, kiosk, pin_factory):

@@ -1,6 +1,6 @@
 """Teaching from the box's own camera: the state of the teach screen.
 
-The buttons drive it through the Kiosk: previous / next choose a class, capture adds the
+The buttons drive it through the StandaloneLoop: previous / next choose a class, capture adds the
 picture on the screen to the chosen class, a hold finishes. An example goes through
 Teacher.add, the same store, fit and swap as POST /v1/models/NAME/examples/CLASS; this
 module only remembers which class is chosen, what the last fit said, and the thumbnails.

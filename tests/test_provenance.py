@@ -350,14 +350,14 @@ def test_a_2_gb_file_to_verify_is_413_before_it_is_read(models_dir, tmp_path):
 def test_gallery_captures_are_signed_as_made_here(services, tmp_path):
     from appliance.hardware.cameras import FolderCamera, RetryingCamera
     from appliance.hardware.displays import FileDisplay
-    from appliance.standalone import Kiosk
+    from appliance.standalone import StandaloneLoop
 
     pictures = tmp_path / "camera"
     pictures.mkdir()
     (pictures / "a.jpg").write_bytes(image_bytes(size=(96, 64)))
     services.settings.standalone.gallery_dir = str(tmp_path / "gallery")
     camera = RetryingCamera(lambda: FolderCamera(str(pictures), 5.0, lambda: 0.0))
-    kiosk = Kiosk(services, camera, FileDisplay(str(tmp_path / "screen"), (160, 90)),
+    kiosk = StandaloneLoop(services, camera, FileDisplay(str(tmp_path / "screen"), (160, 90)),
                   clock=lambda: 0.0, run_command=lambda command: None)
     kiosk.status_until = 0.0
     kiosk.tick()

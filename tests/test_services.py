@@ -21,7 +21,7 @@ def test_the_kiosk_display_and_push_camera_exist_before_any_loop(tmp_path, model
         assert isinstance(services.screen, KioskDisplay) and services.screen.size == (640, 360)
         assert isinstance(services.push_camera, PushCamera)
         assert services.push_camera.budget is services.decodes  # a stranger's upload
-        assert services.kiosk is None  # the loop itself starts later
+        assert services.loop is None  # the loop itself starts later
 
 
 def test_without_the_standalone_loop_there_is_neither(tmp_path, models_dir):

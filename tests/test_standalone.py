@@ -8,7 +8,7 @@ from PIL import Image
 
 from appliance.hardware.cameras import FolderCamera, RetryingCamera
 from appliance.hardware.displays import FileDisplay
-from appliance.standalone import Kiosk
+from appliance.standalone import StandaloneLoop
 from tests.conftest import image_bytes
 
 
@@ -36,7 +36,7 @@ def kiosk(services, pictures, tmp_path):
     services.settings.standalone.gallery_dir = str(tmp_path / "gallery")
     camera = RetryingCamera(lambda: FolderCamera(str(pictures), 5.0, clock))
     display = FileDisplay(str(tmp_path / "screen"), (160, 90))
-    kiosk = Kiosk(services, camera, display, clock=clock, run_command=commands.append)
+    kiosk = StandaloneLoop(services, camera, display, clock=clock, run_command=commands.append)
     kiosk.status_until = 0.0
     kiosk.commands = commands
     kiosk.test_clock = clock

@@ -14,7 +14,7 @@ from appliance import pipeline, screens
 from appliance.hardware.buttons import Buttons
 from appliance.hardware.cameras import FolderCamera, RetryingCamera
 from appliance.hardware.displays import FileDisplay
-from appliance.standalone import Kiosk
+from appliance.standalone import StandaloneLoop
 from appliance.teachscreen import TeachSession, note
 from tests.conftest import image_bytes
 from tests.test_api_teach import AUTH, COLOURS
@@ -94,10 +94,10 @@ def kiosk(services, camera_folder, tmp_path, factory):
     clock = Clock()
     camera = RetryingCamera(lambda: FolderCamera(str(camera_folder), 1.0, clock))
     display = FileDisplay(str(tmp_path / "screen"), (320, 180))
-    kiosk = Kiosk(services, camera, display, clock=clock, run_command=lambda c: None)
+    kiosk = StandaloneLoop(services, camera, display, clock=clock, run_command=lambda c: None)
     kiosk.status_until = 0.0
     kiosk.test_clock = clock
-    services.kiosk = kiosk
+    services.loop = kiosk
     buttons = services.settings.buttons
     buttons.next, buttons.previous, buttons.capture = NEXT, PREVIOUS, CAPTURE
     buttons.hold_s, buttons.bounce_ms = 0.2, 0
@@ -242,7 +242,7 @@ def test_a_bad_teach_screen_request_is_400(client, kiosk, body, words):
 
 
 def test_no_screen_loop_no_teach_screen(client, services):
-    services.kiosk = None
+    services.loop = None
     response = client.post("/v1/standalone/teach", json={"model": "a", "classes": ["b", "c"]},
                            headers=AUTH)
     assert response.status_code == 409

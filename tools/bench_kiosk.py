@@ -23,7 +23,7 @@ from appliance import config
 from appliance.hardware.cameras import FolderCamera
 from appliance.hardware.displays import FileDisplay
 from appliance.services import Services
-from appliance.standalone import Kiosk
+from appliance.standalone import StandaloneLoop
 
 MODELS = ("efficientnet-lite0", "lite0-embed", "sketch", "faces")
 
@@ -78,7 +78,7 @@ def measure(services: Services, model: str, size: tuple[int, int], seconds: floa
     camera = TimedCamera(FolderCamera(str(work / "photos"), 1e-6))
     ref: list = []
     display = TimedDisplay(FileDisplay(str(work / f"screen-{model}"), size, keep=5), camera, ref)
-    kiosk = Kiosk(services, camera, display)
+    kiosk = StandaloneLoop(services, camera, display)
     ref.append(kiosk)
     kiosk.status_until = 0.0
     kiosk.settings.max_fps = 1000.0

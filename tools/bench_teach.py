@@ -8,7 +8,7 @@ from scikit-image's photographs (random crops and flips); memory added per taugh
 Everything runs in this process through the Flask app (no network): one "last example" is
 the POST of the photo (decode, embed, store, refit, write the bundle, swap it in) followed
 by the first inference on the taught model. The teach screen's capture-to-refit is the
-capture button's action on the Kiosk (folder camera, file display) until the refit serves,
+capture button's action on the StandaloneLoop (folder camera, file display) until the refit serves,
 and until the screen showing the new count is drawn. `--ui` also times the upload page in
 headless Chromium against a real server process, beside the same two requests over HTTP.
 """
@@ -144,7 +144,7 @@ def teach_screen(sizes: list[int], repeats: int, models_dir: Path) -> None:
     the screen with the new count is drawn."""
     from appliance.hardware.cameras import FolderCamera
     from appliance.hardware.displays import FileDisplay
-    from appliance.standalone import Kiosk
+    from appliance.standalone import StandaloneLoop
 
     print("teach screen: capture to refit served (and to the new screen drawn)")
     for size in sizes:
@@ -155,7 +155,7 @@ def teach_screen(sizes: list[int], repeats: int, models_dir: Path) -> None:
                 camera = folder / "camera"
                 camera.mkdir()
                 photos = crops("chelsea", repeats + 1, seed=98)
-                kiosk = Kiosk(services, FolderCamera(str(camera), 0.001),
+                kiosk = StandaloneLoop(services, FolderCamera(str(camera), 0.001),
                               FileDisplay(str(folder / "screen"), (800, 480)))
                 kiosk.teach("bench", [])
                 kiosk.teaching.chosen = kiosk.teaching.classes.index("chelsea")

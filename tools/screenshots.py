@@ -23,7 +23,7 @@ from appliance import config
 from appliance.hardware.cameras import FolderCamera
 from appliance.hardware.displays import FileDisplay
 from appliance.services import Services
-from appliance.standalone import Kiosk
+from appliance.standalone import StandaloneLoop
 
 SIZES = ((1920, 1080), (480, 800))
 RESULTS = {"efficientnet-lite0": "chelsea", "sketch": "astronaut", "faces": "astronaut",
@@ -62,7 +62,8 @@ def file_display_screens(services: Services, size: tuple[int, int], work: Path,
     display = FileDisplay(str(work / f"screen-{tag}"), size, keep=3)
     for model, picture in RESULTS.items():
         services.registry.activate(model)
-        kiosk = Kiosk(services, FolderCamera(str(photo(picture, work / "camera")), 60), display)
+        camera = FolderCamera(str(photo(picture, work / "camera")), 60)
+        kiosk = StandaloneLoop(services, camera, display)
         kiosk.status_until = 0.0
         save(kiosk.tick(), out, f"result-{model}-{tag}")
         if model == "efficientnet-lite0":
@@ -73,7 +74,7 @@ def file_display_screens(services: Services, size: tuple[int, int], work: Path,
             kiosk.camera = FolderCamera(str(work / "camera"), 1e9)  # the same picture
             kiosk._seen = 0
             save(kiosk.tick(), out, f"attract-{tag}")
-    broken = Kiosk(services, FolderCamera(str(work / "unplugged"), 1), display)
+    broken = StandaloneLoop(services, FolderCamera(str(work / "unplugged"), 1), display)
     broken.status_until = 0.0
     save(broken.tick(), out, f"error-{tag}")
 
@@ -91,7 +92,7 @@ def teach_screens(models_dir: Path, work: Path, out: Path) -> None:
         services.start(background=False)
         camera = work / "teach-camera"
         for size in SIZES:
-            kiosk = Kiosk(services, FolderCamera(str(camera), 1e-3),
+            kiosk = StandaloneLoop(services, FolderCamera(str(camera), 1e-3),
                           FileDisplay(str(work / "teach-screen"), size, keep=3))
             session = kiosk.teach("mug-or-cat", ["cat", "mug", "rocket"])
             for k, (cls, count) in enumerate((("cat", 3), ("mug", 2), ("rocket", 1))):
@@ -105,7 +106,7 @@ def teach_screens(models_dir: Path, work: Path, out: Path) -> None:
             save(kiosk.tick(), out, f"teach-{size[0]}x{size[1]}")
 
 
-def _frame(camera: Path, data: bytes, kiosk: Kiosk) -> None:
+def _frame(camera: Path, data: bytes, kiosk: StandaloneLoop) -> None:
     """`data` as the folder camera's only picture, drawn on the screen."""
     shutil.rmtree(camera, ignore_errors=True)
     camera.mkdir()
@@ -114,7 +115,7 @@ def _frame(camera: Path, data: bytes, kiosk: Kiosk) -> None:
     kiosk.tick()
 
 
-def screens_status(kiosk: Kiosk) -> Image.Image:
+def screens_status(kiosk: StandaloneLoop) -> Image.Image:
     kiosk.show_status()
     screen = kiosk.tick()
     kiosk.status_until = 0.0

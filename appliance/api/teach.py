@@ -94,10 +94,10 @@ def stop_teach_screen():
 def _kiosk():
     svc = services()
     svc.auth.require_admin(request.headers.get("Authorization"))
-    if svc.kiosk is None:
+    if svc.loop is None:
         raise Conflict("the box runs no screen loop: start it with --standalone (or "
                        "standalone.enabled = true) to teach from its camera")
-    return svc.kiosk
+    return svc.loop
 
 
 def _check_name(name: str) -> None:

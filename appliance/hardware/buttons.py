@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class Buttons:
-    """The configured buttons wired to a Kiosk's actions."""
+    """The configured buttons wired to a StandaloneLoop's actions."""
 
     def __init__(self, settings: ButtonSettings, kiosk, pin_factory: Any = None) -> None:
         from gpiozero import LED, Button
