@@ -39,7 +39,7 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, Error, RequestEntityTooLarge
 
 from appliance.api.limits import ADMIN, INFER, BodyLimits, Limit, Receiving
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 LIGHT_PATHS = frozenset({"/healthz", "/readyz"})
 LIGHT_THREADS = 2
 ACCEPT_BATCH = 64
+GIVE_BACK = "appliance.give_back"  # the environ key of a request's ReceivingTask.give_back
 LINGER_S = 2.0               # longest a refused client is read (and discarded) after the answer
 LINGER_BYTES = 64 << 20      # ... and at most this much of it
 SMUGGLING = ("a request may not carry both Content-Length and Transfer-Encoding: send one of "
@@ -142,6 +143,12 @@ class LimitedParser(HTTPRequestParser):
     def close(self) -> None:
         """waitress's close of a finished request, giving back the bytes its body held."""
         super().close()
+        self.give_back()
+
+    def give_back(self) -> None:
+        """Give back the bytes this body holds in the receiving budget (once; later calls do
+        nothing): when the app is done with it, before the answer goes out, so that a
+        client's next upload never meets its last one still counted."""
         if self._give_back is not None:
             self._give_back()
 
@@ -175,6 +182,30 @@ class LimitedParser(HTTPRequestParser):
 def _give(receiving: Receiving, held: list[int], client: str) -> None:
     receiving.give(held[0], client)
     held[0] = 0
+
+
+class ReceivingTask(WSGITask):
+    """waitress's WSGI task with the request's `give_back` in the environment (GIVE_BACK),
+    which `giving_back` calls once the app has returned."""
+
+    def get_environment(self) -> dict:
+        environ = super().get_environment()
+        environ[GIVE_BACK] = self.request.give_back
+        return environ
+
+
+def giving_back(app):
+    """`app`, giving back its request body's share of the receiving budget as soon as the
+    app has returned its answer (it has read the body by then, or never will)."""
+    def wsgi(environ, start_response):
+        try:
+            return app(environ, start_response)
+        finally:
+            give_back = environ.get(GIVE_BACK)
+            if give_back is not None:
+                give_back()
+
+    return wsgi
 
 
 class JsonErrorTask(ErrorTask):
@@ -220,6 +251,7 @@ class ApplianceChannel(HTTPChannel):
     """waitress's connection with `LimitedParser`, `JsonErrorTask` and a lingering close
     after an error."""
 
+    task_class = ReceivingTask
     error_task_class = JsonErrorTask
     linger = False
     linger_until = 0.0
@@ -359,8 +391,8 @@ def create_server(app, body_limits: BodyLimits, threads: int, **options) -> Appl
     adj = Adjustments(threads=threads, **options)
     dispatcher = LaneDispatcher(threads)
     try:
-        return ApplianceServer(app, body_limits, map={}, dispatcher=dispatcher, adj=adj,
-                               sockinfo=adj.listen[0])
+        return ApplianceServer(giving_back(app), body_limits, map={}, dispatcher=dispatcher,
+                               adj=adj, sockinfo=adj.listen[0])
     except BaseException:
         dispatcher.shutdown(timeout=1)
         raise

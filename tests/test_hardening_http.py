@@ -423,10 +423,18 @@ def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_p
         try:  # 1 MB held from 127.0.0.2, its share (a quarter, or one upload: 1 MB + 64 KB)
             crowd.append(_from(live.port, "127.0.0.2"))
             crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * (100 << 10))
-            with _from(live.port, "127.0.0.2") as sock:
-                reply = _exchange(sock, _upload_head(200 << 10))  # headers only: not read
-            assert reply.status == 429 and reply.headers["retry-after"] == "1", reply
-            assert "more than one client's share" in json.loads(reply.body)["error"]["message"]
+            replies = []
+
+            def refused_from_2() -> bool:  # once the server holds the 1 MB above
+                with _from(live.port, "127.0.0.2") as sock:
+                    replies.append(_exchange(sock, _upload_head(200 << 10)
+                                             + b"\xff" * (200 << 10)))
+                return replies[-1].status == 429
+
+            _eventually(refused_from_2)
+            assert replies[-1].headers["retry-after"] == "1"
+            assert "more than one client's share" in \
+                json.loads(replies[-1].body)["error"]["message"]
             # ... which leaves room for everyone else
             assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
             crowd.append(_from(live.port, "127.0.0.3"))  # 2 MB held of 2 MB + 64 KB

@@ -243,3 +243,22 @@ def test_each_route_names_the_token_its_headers_need(app):
     assert gated.lookup("POST", "/healthz").token == ""
     assert gated.lookup("POST", "/v2/models/x/infer").error_body is not None
     assert gated.lookup("POST", "/v1/models/x/infer").error_body is None  # the box's own
+
+
+def test_a_body_is_given_back_when_the_app_returns_before_its_answer_goes_out(app):
+    from appliance.httpserver import GIVE_BACK, ApplianceChannel, ReceivingTask, giving_back
+
+    body_limits = _receiving_limits(app)
+    parser = _parse(body_limits, _upload(1000) + b"\xff" * 1000)
+    seen = []
+
+    def view(environ, start_response):
+        seen.append(body_limits.receiving.held)
+        return [b"answer"]
+
+    assert giving_back(view)({GIVE_BACK: parser.give_back}, None) == [b"answer"]
+    # A client's next upload, sent as soon as it reads this answer, finds the bytes back.
+    assert seen == [1000] and body_limits.receiving.held == 0
+    parser.close()  # and again at close: nothing twice
+    assert body_limits.receiving.held == 0
+    assert ApplianceChannel.task_class is ReceivingTask
