@@ -152,7 +152,10 @@ def appliance(env: dict[str, str], label: str = "appliance") -> Contender:
                                       str(models)], workdir,
                               {"APPLIANCE_STATE_DIR": str(workdir / f"{label}-state"),
                                "APPLIANCE_DISCOVERY_ENABLED": "false",
-                               "APPLIANCE_AUTH_RATE_PER_MINUTE": "0", **env})
+                               # One client here stands for many: no per-client limits
+                               # (16 phone photos in flight hold 60 MB of uploads).
+                               "APPLIANCE_AUTH_RATE_PER_MINUTE": "0",
+                               "APPLIANCE_SERVER_MAX_RECEIVING_MB": "1000", **env})
         request = _multipart_request(f"/v1/models/{bundle.name}/infer")
         return Running(label, process, port, request, log)
     return Contender(label, "appliance", start)
