@@ -36,11 +36,13 @@ def _default_state_dir() -> str:
     return str(CHECKOUT / "state") if _in_checkout() else "/var/lib/appliance"
 
 
-def setting(default: Any = None, help: str = "", factory: Any = None) -> Any:
-    """Declare one setting with its default and the help text the docs show."""
+def setting(default: Any = None, help: str = "", factory: Any = None, shown: str = "") -> Any:
+    """Declare one setting with its default and the help text the docs show; `shown` says
+    how the docs show a default that depends on the machine (made by `factory`)."""
+    metadata = {"help": help, "shown": shown}
     if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -65,55 +67,80 @@ class Server:
 
 @dataclass
 class Models:
-    dir: str = setting(help="where bundles live", factory=_default_models_dir)
+    dir: str = setting(help="where bundles live; flag --models-dir", factory=_default_models_dir,
+                       shown="models/ in a checkout, else /var/lib/appliance/models")
     active: str = setting("", "the active model (used by /v1/infer); empty: the first by name")
     providers: str = setting(
-        "auto", "onnxruntime execution providers: auto, cpu, cuda, tensorrt (comma separated)"
+        "auto", "onnxruntime execution providers: auto (TensorRT, CUDA when present, else CPU), or"
+                " cpu, cuda, tensorrt comma separated"
     )
     intra_op_threads: int = setting(0, "onnxruntime threads per plain session; 0: 1 with the "
                                     "idle session, else the cores shared out")
     sessions: int = setting(0, "plain onnxruntime sessions per model, each with its own "
                             "worker thread; 0: half the cores, at least 1")
-    spin: bool = setting(False, "let the sessions' threads spin between runs (they take CPU "
-                         "from decoding and the web server under load)")
-    idle_session: bool = setting(True, "one more session per model, every core and spinning "
-                                 "threads, for requests that find the model idle")
+    spin: bool = setting(False, "let the sessions' threads spin between runs (they take CPU from "
+                                "decoding and the web server under load: about 20% less throughput"
+                                " on 2 cores)")
+    idle_session: bool = setting(True, "one more session per model, on every core with spinning "
+                                       "threads, for requests that find the model idle (the lowest"
+                                       " latency one at a time; see Performance)")
     queue_size: int = setting(16, "requests waiting per model before 503 Busy")
-    timeout_s: float = setting(30.0, "deadline of each request's model run: one still "
-                               "running then is stopped (504), one still queued dropped "
-                               "(503); also each install probe run's limit")
-    max_batch: int = setting(0, "most requests run as one batch, for models with a dynamic "
-                             "batch dimension; 0: as each bundle's manifest says (else 1)")
-    max_wait_ms: float = setting(-1.0, "how long a batch waits for more requests; -1: as "
-                                 "each bundle's manifest says (else 0: never waits)")
+    timeout_s: float = setting(30.0, "deadline of each request's model run: a run still going then"
+                                     " is stopped (504, and the model's overruns in GET /v1/models"
+                                     " counts it; after 3 it stops serving, listed as failed), a "
+                                     "request still queued is dropped (503); also the limit of "
+                                     "each install probe run")
+    max_batch: int = setting(0, "most requests run as one batch, for models with a dynamic batch "
+                                "dimension; 0: as each bundle's manifest says (serving.max_batch, "
+                                "else 1)")
+    max_wait_ms: float = setting(-1.0, "how long a batch waits for more requests; -1: as each "
+                                       "bundle's manifest says (serving.max_wait_ms, else 0: a "
+                                       "worker takes what is waiting and never waits)")
     warmup: bool = setting(True, "run one inference at load so the first request is fast")
     max_install_mb: int = setting(500, "largest bundle archive accepted by PUT, unpacked, in MB")
-    probe_memory_mb: int = setting(512, "memory an installed model's probe process may "
-                                   "allocate, in MB (over it: 422); keep it under the unit's "
-                                   "MemoryMax minus what the server holds")
+    probe_memory_mb: int = setting(512, "memory (RLIMIT_DATA) the install probe may allocate while"
+                                        " it loads the model and runs it on zeros, a synthetic "
+                                        "photograph, noise and a white image; over it, or past "
+                                        "models.timeout_s on any of them: 422 with the reason. "
+                                        "Keep it under the unit's MemoryMax=1G minus what the "
+                                        "server holds (about 250 MB with the default models; they "
+                                        "probe in 100-175 MB)")
 
 
 @dataclass
 class Imaging:
     max_pixels: int = setting(50_000_000, "largest image accepted, in pixels (larger: 413)")
-    max_decode_mb: int = setting(256, "most memory one image's decode may hold, in MB, worked "
-                                 "out from its header (more: 413); a 50-megapixel RGB PNG "
-                                 "takes about 195")
-    max_decoding_mb: int = setting(512, "most memory all decodes in flight may hold together, "
-                                   "in MB (more waits, then 503); with the server's own, keep "
-                                   "it under the unit's MemoryMax")
+    max_decode_mb: int = setting(256, "most memory one image's decode may hold, in MB, worked out "
+                                      "from its header before any pixel is decoded: pixels times "
+                                      "bytes per pixel of the decoded mode (1 for grey and "
+                                      "palette, 2 for 16-bit grey, 4 for the rest), what the "
+                                      "format's decoder keeps beside them (a progressive JPEG's "
+                                      "coefficients, 12 more for WebP), a band of the conversion "
+                                      "and the reduced result. More: 413 (save it as an 8-bit RGB "
+                                      "JPEG or scale it down). A 50-megapixel RGB PNG takes about "
+                                      "195, a 7000x7000 16-bit grey PNG 102, a JPEG decoded for a "
+                                      "model a few")
+    max_decoding_mb: int = setting(512, "most memory all decodes in flight may hold together, in "
+                                        "MB; a decode that does not fit waits up to 10 s for its "
+                                        "turn (first come first served), then 503 with "
+                                        "Retry-After. With the server's own (about 250 MB with the"
+                                        " default models) keep it under the unit's MemoryMax=1G; "
+                                        "at least imaging.max_decode_mb")
 
 
 @dataclass
 class State:
-    dir: str = setting(help="tokens, counters, gallery captures", factory=_default_state_dir)
+    dir: str = setting(help="tokens, signing keys, the active model, the models' timing, "
+                            "taught examples, the usage ledger and gallery captures",
+                       factory=_default_state_dir,
+                       shown="state/ in a checkout, else /var/lib/appliance")
 
 
 @dataclass
 class Auth:
     infer_token: str = setting("", "optional inference token; empty: inference is open")
-    rate_per_minute: int = setting(1200, "inference requests a minute per client address; "
-                                   "0: no limit")
+    rate_per_minute: int = setting(1200, "inference requests a minute per client address (429 with"
+                                         " Retry-After beyond); 0: no limit")
     burst: int = setting(60, "requests a client may send at once before the rate applies")
 
 
@@ -227,15 +254,15 @@ class Provenance:
 
 @dataclass
 class Usage:
-    enabled: bool = setting(True, "keep the usage ledger (STATE/usage.db): requests per "
-                            "model, UTC day and token, for GET /v1/usage and statements; "
-                            "false: nothing is counted and no quota applies")
-    flush_s: float = setting(5.0, "seconds between the ledger's writes to disk (a power cut "
-                             "loses at most this much counting)")
-    keep_days: int = setting(92, "days kept day by day; older days are rolled up into "
-                             "their month")
-    quota_infer: int = setting(0, "requests a UTC day the inference token may make (429 "
-                               "with Retry-After beyond); 0: no limit")
+    enabled: bool = setting(True, "keep the usage ledger (STATE/usage.db): requests per model, UTC"
+                                  " day and token, for GET /v1/usage and statements; false: "
+                                  "nothing is counted, no quota applies, and /v1/usage answers 503")
+    flush_s: float = setting(5.0, "seconds between the ledger's writes to disk (0.1 to 3600): a "
+                                  "power cut loses at most this much counting")
+    keep_days: int = setting(92, "days kept day by day (at least 31); older days are rolled up "
+                                 "into their month")
+    quota_infer: int = setting(0, "requests a UTC day the inference token may make (429 with "
+                                  "Retry-After to midnight beyond); 0: no limit")
     quota_none: int = setting(0, "requests a UTC day made without a token may make, all "
                               "together (429 with Retry-After beyond); 0: no limit")
 
@@ -271,6 +298,17 @@ def describe() -> list[tuple[str, str, Any, str]]:
             rows.append((f"{section_name}.{f.name}", type(value).__name__, value,
                          f.metadata["help"]))
     return rows
+
+
+def shown_defaults() -> dict[str, str]:
+    """How the docs show the defaults that depend on the machine, by key path."""
+    return {f"{name}.{f.name}": f.metadata["shown"] for name in SECTIONS
+            for f in dataclasses.fields(_section_class(name)) if f.metadata.get("shown")}
+
+
+def toml_value(value: Any) -> str:
+    """`value` as TOML writes it."""
+    return _toml_value(value)
 
 
 def load(
