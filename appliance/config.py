@@ -51,12 +51,16 @@ class Server:
     port: int = setting(8080, "TCP port; flag --port")
     threads: int = setting(8, "WSGI worker threads (requests handled at once)")
     max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
-    max_receiving_mb: float = setting(100.0, "request bodies held at once, all connections "
-                                      "together, in MB, bundle uploads with the admin token "
-                                      "aside; more wait for a 503 with Retry-After. One "
-                                      "client address holds at most a quarter (429 past it; "
-                                      "behind a reverse proxy every client is the proxy). At "
-                                      "least server.max_upload_mb")
+    max_receiving_mb: float = setting(100.0, "request bodies held at once from clients "
+                                      "that send no token in their headers, all together, "
+                                      "in MB, counted as they arrive; more wait for a 503 "
+                                      "with Retry-After. One client address holds at most a "
+                                      "quarter (429 past it; behind a reverse proxy every "
+                                      "client is the proxy). At least server.max_upload_mb")
+    body_timeout_s: float = setting(120.0, "longest a request body may take to arrive, from "
+                                    "its headers (the connection is closed after it): a "
+                                    "stranger's upload cannot hold the box's receiving "
+                                    "budget for long")
     max_streams: int = setting(2, "most live event streams (/v1/events, the kiosk page) open "
                                "at once, each holding a worker thread; more get 503. At "
                                "most half of server.threads are ever used")
@@ -443,6 +447,7 @@ def _check_ranges(settings: Settings) -> None:
         ("server.port", 0 <= settings.server.port <= 65535, "between 0 and 65535"),
         ("server.threads", settings.server.threads >= 1, "at least 1"),
         ("server.max_upload_mb", settings.server.max_upload_mb > 0, "above 0"),
+        ("server.body_timeout_s", settings.server.body_timeout_s >= 1, "at least 1"),
         ("server.max_receiving_mb",
          settings.server.max_receiving_mb >= settings.server.max_upload_mb,
          "at least server.max_upload_mb"),

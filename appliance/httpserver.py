@@ -9,11 +9,12 @@ Flask app sees a request.
   `Authorization`, or the header the route's protocol uses), are refused (401/403) from
   their headers too, in the route's protocol's error JSON. (DeepStack's `api_key` travels
   in the body: those routes are judged by the app, after the rate limit.)
-- Bodies held at once, all connections together, are bounded (server.max_receiving_mb;
-  admin-token bundle uploads aside), and one client address holds at most a quarter of it:
-  past either a new upload is a 503 (429 for the one client) with Retry-After from its
-  headers, so a crowd cannot fill memory or the disk with uploads the app has not yet seen,
-  and one host's slow uploads cannot take all of it from the others.
+- Bodies held at once from clients without a token in their headers are bounded, counted
+  as their bytes arrive (server.max_receiving_mb), one client address at most a quarter of
+  it: past either an upload is a 503 (429 for the one client) with Retry-After, from its
+  headers when there is no room then. A body must arrive within server.body_timeout_s of its
+  headers. So a crowd cannot fill memory or the disk with uploads the app has not yet seen,
+  cannot hold the budget by trickling bytes, and cannot starve clients that hold a token.
 - `Content-Length` together with `Transfer-Encoding` (request smuggling behind a proxy) is a
   400 and the connection is closed.
 - Every error the server itself makes is the box's JSON, `{"error": {"code", "message"}}`,
@@ -83,6 +84,8 @@ class LimitedParser(HTTPRequestParser):
 
     refusal = None
     limit: Limit | None = None
+    counted = False  # a stranger's body: counted in the receiving budget as it arrives
+    body_started: float | None = None  # when a body's headers were read
     _give_back: weakref.finalize | None = None
 
     def __init__(self, adj: Adjustments, limits: BodyLimits, client: str = "") -> None:
@@ -106,24 +109,39 @@ class LimitedParser(HTTPRequestParser):
             self._too_large(self.limit.message(self.content_length))
         elif self.content_length or self.chunked:
             try:
-                self._check_token()
+                authorization = self._check_token()
             except ApplianceError as exc:
                 self._stop(Refused(exc, self.limit.error_body))
                 return
-            if self.limit.token != ADMIN:  # the admin's bundle uploads are not counted
-                self._hold(self.content_length)
+            self.body_started = time.monotonic()
+            # A client with a token (the admin's bundle uploads among them) is not counted
+            # against the strangers' budget; a stranger's body is, as its bytes arrive.
+            self.counted = self.limits.identify(authorization) == "none"
+            refusal = self.limits.receiving.room(self.content_length, self.client) \
+                if self.counted else None
+            if refusal is not None:  # no room now: refused before a byte is read
+                self._stop(Refused(refusal, self.limit.error_body))
 
-    def _check_token(self) -> None:
+    def _check_token(self) -> str | None:
         """The token the route needs before its body is read (Limit.token), from the
-        headers. Raises the ApplianceError (401, 403) of Auth."""
+        headers; returns the Authorization it was found in (or that the route's protocol's
+        header makes). Raises the ApplianceError (401, 403) of Auth."""
         authorization = self.headers.get("AUTHORIZATION")
+        if authorization is None and self.limit.header:
+            token = self.headers.get(self.limit.header.upper().replace("-", "_"))
+            authorization = f"Bearer {token}" if token else None
         if self.limit.token == ADMIN:
             self.limits.admin(authorization)
         elif self.limit.token == INFER:
-            if authorization is None and self.limit.header:
-                token = self.headers.get(self.limit.header.upper().replace("-", "_"))
-                authorization = f"Bearer {token}" if token else None
             self.limits.infer(authorization, self.limit.how)
+        return authorization
+
+    def body_late(self, now: float) -> bool:
+        """Whether this request's body is still arriving server.body_timeout_s after its
+        headers (its connection is then closed: a stranger cannot hold the receiving budget
+        by trickling bytes)."""
+        return (self.body_started is not None and not self.completed
+                and now - self.body_started > self.limits.body_timeout_s)
 
     def received(self, data: bytes) -> int:
         """waitress's `received`, stopping a chunked body at the route's cap (one byte past
@@ -134,7 +152,7 @@ class LimitedParser(HTTPRequestParser):
         if (self.refusal is None and self.chunked and self.limit is not None
                 and self.body_bytes_received > self.limit.bytes):
             self._too_large(self.limit.message(None))
-        elif self.refusal is None and self.chunked and self.limit.token != ADMIN:
+        elif self.refusal is None and self.counted:
             self._hold(self.body_bytes_received - self._held[0])
         if self.refusal is not None:
             self.error, self.completed = self.refusal, True
@@ -154,8 +172,8 @@ class LimitedParser(HTTPRequestParser):
 
     def _hold(self, size: int) -> None:
         """Count `size` more bytes of this body against the server's receiving budget, or
-        refuse the request (503) when the budget is spent. What is held is given back at
-        close, or when the parser is dropped with its connection."""
+        refuse the request (503, 429 past the client's share) when it is spent. What is held
+        is given back when the app is done, at close, or when the connection is dropped."""
         if size <= 0:
             return
         receiving = self.limits.receiving
@@ -276,7 +294,14 @@ class ApplianceChannel(HTTPChannel):
                 return
         self.linger = False
         if self.socket is not None:
+            self._drop_unfinished()
             super().handle_close()
+
+    def _drop_unfinished(self) -> None:
+        """Give back what a request still arriving held: waitress keeps the channel (and so
+        its parser) alive in an idle worker's last task, past its close."""
+        if isinstance(self.request, LimitedParser):
+            self.request.give_back()
 
     def readable(self) -> bool:
         return bool(self.linger_until) or super().readable()
@@ -303,6 +328,7 @@ class ApplianceChannel(HTTPChannel):
         self.linger = False
         self.linger_until = 0.0
         if self.socket is not None:
+            self._drop_unfinished()
             super().handle_close()
 
 
@@ -317,6 +343,15 @@ class ApplianceServer(TcpWSGIServer):
     def __init__(self, application, body_limits: BodyLimits, **kw) -> None:
         self.body_limits = body_limits
         super().__init__(application, **kw)
+
+    def maintenance(self, now: float) -> None:
+        """waitress's closing of idle connections, and of those whose request body is still
+        arriving server.body_timeout_s after its headers."""
+        super().maintenance(now)
+        late = time.monotonic()
+        for channel in self.active_channels.values():
+            if isinstance(channel.request, LimitedParser) and channel.request.body_late(late):
+                channel.will_close = True
 
     def readable(self) -> bool:
         now = time.time()

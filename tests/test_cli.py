@@ -35,7 +35,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["appliance: error: unknown setting 'server.prot' (config file): known keys "
                    "in [server] are host, port, threads, max_upload_mb, max_receiving_mb, "
-                   "max_streams, allowed_hosts"]
+                   "body_timeout_s, max_streams, allowed_hosts"]
 
 
 def test_models_lists_and_flags_broken(models_dir, capsys):

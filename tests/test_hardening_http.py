@@ -411,6 +411,26 @@ def _eventually(check, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
+def _eventually_refused(port: int, source: str, size: int, status: int,
+                        head: bytes | None = None) -> Reply:
+    """The answer to an upload's headers alone from `source` (`head` % size, default an
+    upload to tiny-classify), once it is `status`: asked again until then (an upload the
+    server waits on sends nothing, so holds nothing)."""
+    replies: list[Reply] = []
+
+    def refused() -> bool:
+        with _from(port, source) as sock:
+            try:
+                replies.append(_exchange(sock, (head % size) if head else _upload_head(size),
+                                         timeout=0.5))
+            except AssertionError:  # no answer: the server waits for the body
+                return False
+        return replies[-1].status == status
+
+    _eventually(refused)
+    return replies[-1]
+
+
 def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_path):
     env = {"APPLIANCE_SERVER_MAX_UPLOAD_MB": "1", "APPLIANCE_SERVER_MAX_RECEIVING_MB": "2",
            "APPLIANCE_AUTH_RATE_PER_MINUTE": "0"}
@@ -421,29 +441,18 @@ def test_row45_uploads_held_at_once_are_bounded_and_given_back(models_dir, tmp_p
             assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
         crowd = []
         try:  # 1 MB held from 127.0.0.2, its share (a quarter, or one upload: 1 MB + 64 KB)
-            crowd.append(_from(live.port, "127.0.0.2"))
-            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * (100 << 10))
-            replies = []
-
-            def refused_from_2() -> bool:  # once the server holds the 1 MB above
-                with _from(live.port, "127.0.0.2") as sock:
-                    replies.append(_exchange(sock, _upload_head(200 << 10)
-                                             + b"\xff" * (200 << 10)))
-                return replies[-1].status == 429
-
-            _eventually(refused_from_2)
-            assert replies[-1].headers["retry-after"] == "1"
-            assert "more than one client's share" in \
-                json.loads(replies[-1].body)["error"]["message"]
+            crowd.append(_from(live.port, "127.0.0.2"))  # all but its last byte: held
+            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * ((1 << 20) - 1))
+            reply = _eventually_refused(live.port, "127.0.0.2", 200 << 10, 429)
+            assert reply.headers["retry-after"] == "1"
+            assert "more than one client's share" in json.loads(reply.body)["error"]["message"]
             # ... which leaves room for everyone else
             assert post_image(url, image_bytes() + b"\0" * (900 << 10))[0] == 200
             crowd.append(_from(live.port, "127.0.0.3"))  # 2 MB held of 2 MB + 64 KB
-            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * (100 << 10))
-            _eventually(lambda: post_image(url, image_bytes() + b"\0" * (200 << 10))[0]
-                        == 503)
-            with _connect(live.port) as sock:
-                reply = _exchange(sock, _upload_head(1 << 20))  # headers only: not read
-            assert reply.status == 503 and reply.headers["retry-after"] == "1", reply
+            crowd[-1].sendall(_upload_head(1 << 20) + b"\xff" * ((1 << 20) - 1))
+            reply = _eventually_refused(live.port, "127.0.0.1", 200 << 10, 503)
+            assert reply.headers["retry-after"] == "1", reply
+            assert post_image(url, image_bytes() + b"\0" * (200 << 10))[0] == 503
             error = json.loads(reply.body)["error"]
             assert error["code"] == "busy" and "server.max_receiving_mb = 2" in error["message"]
         finally:
@@ -499,3 +508,37 @@ def test_row31_an_upload_without_the_inference_token_is_refused_unread(models_di
         status, body, _ = request("POST", f"{live.url}/v1/vision/custom/tiny-classify", form,
                                   {"Content-Type": form_type})
         assert status == 401 and json.loads(body)["success"] is False
+
+
+def test_row45_strangers_cannot_starve_a_client_with_the_token(models_dir, tmp_path):
+    env = {"APPLIANCE_SERVER_MAX_UPLOAD_MB": "1", "APPLIANCE_SERVER_MAX_RECEIVING_MB": "1",
+           "APPLIANCE_AUTH_RATE_PER_MINUTE": "0", "APPLIANCE_AUTH_INFER_TOKEN": INFER_TOKEN,
+           "APPLIANCE_SERVER_BODY_TIMEOUT_S": "2"}
+    deepstack = (b"POST /v1/vision/custom/tiny-classify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n")
+    with LiveServer(models_dir, tmp_path / "state", env=env) as live:
+        live.wait_ready()
+        url = f"{live.url}/v1/models/tiny-classify/infer"
+        # DeepStack's api_key travels in the body: its uploads are strangers' at the headers.
+        crowd = [_from(live.port, "127.0.0.2") for _ in range(1)]
+        crowd[0].sendall(deepstack % (1 << 20) + b"\xff" * ((1 << 20) - 1))
+        try:  # another stranger's 200 KB meets a full budget
+            _eventually_refused(live.port, "127.0.0.3", 200 << 10, 503, deepstack)
+            bearer = {"Authorization": f"Bearer {INFER_TOKEN}"}
+            assert post_image(url, image_bytes() + b"\0" * (900 << 10), headers=bearer)[0] \
+                == 200  # the token's client is not counted, so never starved
+            # A body still arriving server.body_timeout_s after its headers is cut off
+            # (waitress's maintenance pass runs every 10 s).
+            assert _closed(crowd[0], wait=15)
+        finally:
+            for sock in crowd:
+                sock.close()
+        _eventually(lambda: _probe_status(live.port) == 401)  # the cut-off bytes are back
+
+
+def _probe_status(port: int) -> int:
+    form, form_type = multipart("image", image_bytes() + b"\0" * (200 << 10), "photo.jpg")
+    with _from(port, "127.0.0.3") as sock:
+        return _exchange(sock, b"POST /v1/vision/custom/tiny-classify HTTP/1.1\r\n"
+                         b"Host: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                         b"\r\n" % (form_type.encode(), len(form)) + form).status

@@ -158,73 +158,118 @@ def test_max_streams_is_a_documented_setting_with_a_range():
         config.load(env={"APPLIANCE_SERVER_MAX_STREAMS": "-1"})
 
 
-def _receiving_limits(app, **overrides):
+def _receiving_limits(app, identify=None, **overrides):
     settings = config.load(env={}, overrides={"server.max_upload_mb": 1,
                                               "server.max_receiving_mb": 2, **overrides})
-    return limits.BodyLimits(app.url_map, settings)
+    return limits.BodyLimits(app.url_map, settings, identify=identify)
 
 
-def _upload(size: int, chunked: bool = False, path: bytes = b"/v1/models/x/infer") -> bytes:
+def _upload(size: int, chunked: bool = False, path: bytes = b"/v1/models/x/infer",
+            extra: bytes = b"") -> bytes:
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size
-    return b"POST %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (path, framing)
+    return b"POST %s HTTP/1.1\r\nHost: x\r\n%s%s\r\n\r\n" % (path, extra, framing)
+
+
+KB = 1024
+
+
+def test_a_strangers_body_is_counted_as_its_bytes_arrive(app):
+    body_limits = _receiving_limits(app)
+    parser = _parse(body_limits, _upload(1 << 20) + b"\xff" * (100 * KB))
+    assert parser.error is None
+    assert body_limits.receiving.held == 100 * KB  # what arrived, not what was declared
+    parser.received(b"\xff" * (100 * KB))
+    assert body_limits.receiving.held == 200 * KB
+    parser.close()
 
 
 def test_bodies_held_at_once_are_bounded(app):
     from appliance.httpserver import Refused
 
     body_limits = _receiving_limits(app)
-    first, second = (_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000, client)
+    first, second = (_parse(body_limits, _upload(1 << 20) + b"\xff" * ((1 << 20) - 1), client)
                      for client in ("192.0.2.1", "192.0.2.2"))
     assert first.error is None and second.error is None
-    assert body_limits.receiving.held == 2 << 20
-    third = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000, "192.0.2.3")
-    assert isinstance(third.error, Refused) and third.error.code == 503
+    assert body_limits.receiving.held == (2 << 20) - 2
+    third = _parse(body_limits, _upload(100 * KB) + b"\xff" * 1000, "192.0.2.3")
+    assert isinstance(third.error, Refused) and third.error.code == 503  # at its headers
     assert third.error.error.headers == {"Retry-After": "1"}
     assert third.body_rcv is None  # nothing of it buffered
-    assert body_limits.receiving.held == 2 << 20  # the refused one holds nothing
+    assert body_limits.receiving.held == (2 << 20) - 2  # the refused one holds nothing
     first.close()  # a request done: its bytes are back at once, not at garbage collection
-    assert body_limits.receiving.held == 1 << 20
+    assert body_limits.receiving.held == (1 << 20) - 1
     second.body_rcv.getbuf().close()  # (its file, not the parser: no ResourceWarning)
     del second  # a connection dropped mid-body: the parser is dropped with it
     assert body_limits.receiving.held == 0
     third.close()
 
 
+def test_a_body_that_fit_at_its_headers_is_stopped_when_it_no_longer_does(app):
+    body_limits = _receiving_limits(app)
+    both = [_parse(body_limits, _upload(1 << 20) + b"\xff" * KB, client)
+            for client in ("192.0.2.1", "192.0.2.2", "192.0.2.3")]
+    assert all(p.error is None for p in both)  # 3 MB declared, 3 KB arrived: room for each
+    for parser in both[:2]:
+        parser.received(b"\xff" * ((1 << 20) - KB - 1))
+    both[2].received(b"\xff" * (200 * KB))  # past 2 MB + framing now
+    assert both[2].error is not None and both[2].error.code == 503
+    assert body_limits.receiving.held <= body_limits.receiving.cap
+    for parser in both:
+        parser.close()
+
+
 def test_a_chunked_body_is_counted_as_it_arrives(app):
     body_limits = _receiving_limits(app, **{"server.max_receiving_mb": 1.5})
-    chunk = b"%x\r\n%s\r\n" % (256 << 10, b"\xff" * (256 << 10))
+    chunk = b"%x\r\n%s\r\n" % (256 * KB, b"\xff" * (256 * KB))
     held = _parse(body_limits, _upload(0, chunked=True) + chunk * 3)
-    assert held.error is None and body_limits.receiving.held > 3 * (256 << 10)
+    assert held.error is None and body_limits.receiving.held > 3 * 256 * KB
     other = _parse(body_limits, _upload(0, chunked=True) + chunk * 4, "192.0.2.2")
     assert other.error is not None and other.error.code == 503
     assert body_limits.receiving.held <= body_limits.receiving.cap
     held.close(), other.close()
 
 
-def test_a_bundle_upload_with_the_admin_token_is_not_counted(app, settings):
-    token = "an-admin-token-of-some-length"
-    body_limits = limits.BodyLimits(app.url_map, config.load(
-        env={}, overrides={"server.max_upload_mb": 1, "server.max_receiving_mb": 1}),
-        admin=lambda header: None if header == f"Bearer {token}" else 1 / 0)
-    parser = _parse(body_limits, b"PUT /v1/models/x HTTP/1.1\r\nAuthorization: Bearer %s\r\n"
-                    b"Content-Length: %d\r\n\r\n" % (token.encode(), 300 << 20) + b"\0" * 9)
-    assert parser.error is None and body_limits.receiving.held == 0
-    parser.close()
+def test_a_body_from_a_client_with_a_token_is_not_counted(app):
+    tokens = {"Bearer an-admin-token-of-some-length": "admin",
+              "Bearer an-inference-token-of-some-length": "infer"}
+    body_limits = _receiving_limits(app, identify=lambda header: tokens.get(header, "none"),
+                                    **{"server.max_receiving_mb": 1})
+    for header in tokens:
+        parser = _parse(body_limits, _upload(1 << 20, extra=b"Authorization: %s\r\n"
+                                             % header.encode()) + b"\xff" * (1 << 19))
+        assert parser.error is None and body_limits.receiving.held == 0, header
+        parser.close()
+    stranger = _parse(body_limits, _upload(1 << 20, extra=b"Authorization: Bearer guess\r\n")
+                      + b"\xff" * (1 << 19))
+    assert body_limits.receiving.held == 1 << 19  # a wrong token is no token
+    stranger.close()
 
 
 def test_one_client_holds_at_most_its_share(app):
     body_limits = _receiving_limits(app, **{"server.max_receiving_mb": 8})  # share: 2 MB
-    held = [_parse(body_limits, _upload(1 << 20) + b"\xff" * 1000) for _ in range(2)]
-    over = _parse(body_limits, _upload(100 << 10) + b"\xff" * 1000)
+    held = [_parse(body_limits, _upload(1 << 20) + b"\xff" * ((1 << 20) - 1))
+            for _ in range(2)]
+    over = _parse(body_limits, _upload(100 * KB) + b"\xff" * 1000)
     assert over.error is not None and over.error.code == 429
     assert over.error.error.headers == {"Retry-After": "1"}
     assert "more than one client's share (2 MB" in over.error.error.message
-    other = _parse(body_limits, _upload(1 << 20) + b"\xff" * 1000, "192.0.2.2")
+    other = _parse(body_limits, _upload(1 << 20) + b"\xff" * ((1 << 20) - 1), "192.0.2.2")
     assert other.error is None  # another client still has room
-    assert body_limits.receiving.held == 3 << 20
+    assert body_limits.receiving.held == 3 * ((1 << 20) - 1)
     for parser in (*held, over, other):
         parser.close()
     assert body_limits.receiving.held == 0 and body_limits.receiving._clients == {}
+
+
+def test_a_body_still_arriving_past_its_timeout_is_late(app):
+    body_limits = _receiving_limits(app, **{"server.body_timeout_s": 5})
+    parser = _parse(body_limits, _upload(1 << 20) + b"\xff" * KB)
+    assert not parser.body_late(parser.body_started + 4.9)
+    assert parser.body_late(parser.body_started + 5.1)
+    done = _parse(body_limits, _upload(10) + b"\xff" * 10)
+    assert done.completed and not done.body_late(done.body_started + 60)
+    assert _parse(body_limits, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").body_started is None
+    parser.close(), done.close()
 
 
 def test_each_route_names_the_token_its_headers_need(app):
@@ -250,6 +295,7 @@ def test_a_body_is_given_back_when_the_app_returns_before_its_answer_goes_out(ap
 
     body_limits = _receiving_limits(app)
     parser = _parse(body_limits, _upload(1000) + b"\xff" * 1000)
+    assert parser.completed
     seen = []
 
     def view(environ, start_response):

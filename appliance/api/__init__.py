@@ -50,4 +50,4 @@ def body_limits(app: Flask, settings: Settings) -> BodyLimits:
     auth = app.extensions["appliance"].auth
     return BodyLimits(app.url_map, settings, admin=auth.require_admin,
                       infer=auth.require_infer, views=app.view_functions,
-                      error_bodies=ERROR_BODIES)
+                      error_bodies=ERROR_BODIES, identify=auth.token_id)

@@ -101,16 +101,20 @@ class BodyLimits:
                  admin: Callable[[str | None], None] | None = None,
                  infer: Callable[[str | None, str], None] | None = None,
                  views: dict | None = None,
-                 error_bodies: dict[str, Callable[[ApplianceError], dict]] | None = None
-                 ) -> None:
+                 error_bodies: dict[str, Callable[[ApplianceError], dict]] | None = None,
+                 identify: Callable[[str | None], str] | None = None) -> None:
         """`admin(authorization)` raises an ApplianceError unless the header holds the admin
         token (Auth.require_admin), `infer(authorization, how)` unless it holds the inference
         token when one is set (Auth.require_infer); given, each runs from the headers of the
         routes that need it, before their body is read. `views` (the app's view functions)
         tells which routes are admitted, and where their protocol carries the token;
-        `error_bodies` maps a blueprint's name to its protocol's error JSON."""
+        `error_bodies` maps a blueprint's name to its protocol's error JSON; `identify`
+        names the token an Authorization header holds ('admin', 'infer' or 'none',
+        Auth.token_id): an upload with a token is not counted in `receiving`."""
         self._adapter = url_map.bind("localhost")
         self.admin, self.infer = admin, infer
+        self.identify = identify or (lambda header: "none")
+        self.body_timeout_s = settings.server.body_timeout_s
         caps = {kind: kind_bytes(settings, kind) for kind in (IMAGE, INSTALL, SMALL)}
         self._small = Limit(SMALL, caps[SMALL])
         self._limits = {endpoint: _limit(endpoint, kind, caps[kind], admin, infer,
@@ -146,13 +150,14 @@ def _limit(endpoint: str, kind: str, size: int, admin, infer, view,
 
 
 class Receiving:
-    """The bytes of request bodies the server holds at once: each body's cap bounds one
-    upload, this bounds how many a crowd can make the box buffer (in memory or in temporary
-    files) before the app has looked at any of them, and how much of that one client
-    address may hold (a quarter, or one upload if that is more), so that one host's slow
-    uploads cannot take the whole of it from everyone else. Taken from the HTTP server's
-    I/O thread as bodies arrive, given back from the workers when a request is done (or its
-    connection is gone)."""
+    """The bytes of request bodies the server holds at once, counted as they arrive: each
+    body's cap bounds one upload, this bounds how many a crowd of strangers can make the box
+    buffer (in memory or in temporary files) before the app has looked at any of them, and
+    how much of that one client address may hold (a quarter, or one upload if that is more),
+    so that one host's uploads cannot take the whole of it from everyone else. Uploads whose
+    headers carry a valid token are not counted: a stranger cannot starve the owner's
+    clients. Taken from the HTTP server's I/O thread, given back from the workers when a
+    request is done (or its connection is gone)."""
 
     def __init__(self, cap: int, per_client: int) -> None:
         self.cap = cap
@@ -161,25 +166,20 @@ class Receiving:
         self._clients: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self, size: int, client: str) -> ApplianceError | None:
-        """Hold `size` more bytes for `client`; or hold nothing and return the refusal:
-        TooManyRequests over the client's share, Busy over the whole."""
+    def room(self, size: int, client: str) -> ApplianceError | None:
+        """The refusal for `size` more bytes from `client` now (TooManyRequests over the
+        client's share, Busy over the whole), or None when they fit. Holds nothing."""
         with self._lock:
-            mine = self._clients.get(client, 0)
-            if mine + size > self.per_client:
-                return TooManyRequests(
-                    f"this client is sending {(mine + size) / 1048576:.0f} MB of uploads at "
-                    f"once, more than one client's share ({self.per_client / 1048576:.0f} MB, "
-                    "a quarter of server.max_receiving_mb): finish or close the others first",
-                    headers={"Retry-After": "1"})
-            if self.held + size > self.cap:
-                return Busy(f"the box is receiving {self.held / 1048576:.0f} MB of uploads at "
-                            f"once, its limit (server.max_receiving_mb = "
-                            f"{self.cap / 1048576:.0f}): retry in a moment",
-                            headers={"Retry-After": "1"})
-            self.held += size
-            self._clients[client] = mine + size
-            return None
+            return self._refusal(size, client)
+
+    def take(self, size: int, client: str) -> ApplianceError | None:
+        """Hold `size` more bytes for `client`; or hold nothing and return the refusal."""
+        with self._lock:
+            refusal = self._refusal(size, client)
+            if refusal is None:
+                self.held += size
+                self._clients[client] = self._clients.get(client, 0) + size
+            return refusal
 
     def give(self, size: int, client: str) -> None:
         """Give back `size` bytes `client` took before."""
@@ -188,6 +188,21 @@ class Receiving:
             left = self._clients.pop(client, 0) - size
             if left > 0:
                 self._clients[client] = left
+
+    def _refusal(self, size: int, client: str) -> ApplianceError | None:
+        mine = self._clients.get(client, 0)
+        if mine + size > self.per_client:
+            return TooManyRequests(
+                f"this client is sending {(mine + size) / 1048576:.0f} MB of uploads at "
+                f"once, more than one client's share ({self.per_client / 1048576:.0f} MB, "
+                "a quarter of server.max_receiving_mb): finish or close the others first",
+                headers={"Retry-After": "1"})
+        if self.held + size > self.cap:
+            return Busy(f"the box is receiving {self.held / 1048576:.0f} MB of uploads at "
+                        f"once, its limit (server.max_receiving_mb = "
+                        f"{self.cap / 1048576:.0f}): retry in a moment",
+                        headers={"Retry-After": "1"})
+        return None
 
 
 def unlisted(url_map) -> list[str]:
