@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="whether a picture carries a box's Content "
                             "Credentials (C2PA), which model made it, and whether it changed")
     verify.add_argument("file", help="a PNG or JPEG")
+    verify.add_argument("--config", help="TOML settings file, for the box's own keys "
+                        "(default: /etc/appliance/appliance.toml when it exists)")
     verify.add_argument("--json", action="store_true", help="the whole report as JSON")
     verify.add_argument("--verbose", "-v", action="store_true", help="details and tracebacks")
 
@@ -316,9 +318,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from appliance.provenance import verify
+    from appliance import config
+    from appliance.provenance import known_keys, verify
 
-    report = verify(Path(args.file).read_bytes())
+    known = known_keys(config.load(args.config), None)
+    report = verify(Path(args.file).read_bytes(), known)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -327,7 +331,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for key in ("author", "source", "license"):
             if attribution.get(key):
                 print(f"  {key}: {attribution[key]}")
-    return 0 if report["signed"] and report["valid"] else 1
+    return 0 if report["valid"] and report["from_box"] else 1
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:

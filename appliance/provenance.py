@@ -25,8 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__
-from appliance.errors import BadRequest, ConfigError, Unavailable, UnsupportedMedia
+from appliance import __version__, safejson
+from appliance.errors import (
+    BadRequest,
+    ConfigError,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMedia,
+)
+from appliance.signkeys import Known
 from appliance.text import one_line
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,13 @@ MAX_TEXT = 1000  # characters of each attribution text in the manifest (the sche
 TAMPERED = ("assertion.dataHash.mismatch", "assertion.boxesHash.mismatch",
             "assertion.bmffHash.mismatch", "assertion.collectionHash.mismatch")
 UNTRUSTED = "signingCredential.untrusted"
+TRUSTED = "signingCredential.trusted"
+# Who signed a file, as verify tells it: this box's CA issued the key, it is the key the
+# owner installed, or neither (anyone can sign a manifest that copies the box's claim).
+BY_BOX, BY_OWNER, BY_UNKNOWN = "this box", "the owner's key", "a key this box does not know"
+# The SDK's JSON of a store within c2pastore's limits; the box's own has about 150 values.
+MAX_JSON_VALUES = 100_000
+READS_HINT = "verify reads the manifests the box makes"
 _SIGN_SETTINGS = {"builder": {"thumbnail": {"enabled": False}},
                   # Every kind of result is read back by the tests; checking each file
                   # again after signing costs about half a millisecond.
@@ -111,6 +125,17 @@ def open_signer(settings) -> Signer | None:
     key = signkeys.load_or_make(settings.state.dir, settings.provenance.key_file,
                                 settings.provenance.cert_file)
     return Signer(key, box_name(settings))
+
+
+def known_keys(settings, signer: Signer | None) -> Known:
+    """The keys verify calls this box's own: its CA, and the key it signs with (the running
+    signer's; without one, the chain its settings or state folder name)."""
+    from appliance import signkeys
+
+    if signer is not None:
+        return signkeys.known(settings.state.dir, signer.key.chain_pem,
+                              made_here=signer.key.source == "memory")
+    return signkeys.known(settings.state.dir, signkeys.installed_chain(settings))
 
 
 def box_name(settings) -> str:
@@ -220,13 +245,15 @@ def _text(value: Any) -> str:
     return one_line(str(value)[:MAX_TEXT])
 
 
-def verify(data: bytes) -> dict[str, Any]:
+def verify(data: bytes, known: Known | None = None) -> dict[str, Any]:
     """What the C2PA manifest in `data` says and whether it holds: `signed` (a manifest is
-    there), `valid` (the signature and every hash hold; an untrusted signer is reported in
-    `trusted`, not counted against it), `tampered` (the picture changed after signing),
-    `from_box` (made by an appliance), and the model, authors, licence, box and time.
-    Raises UnsupportedMedia for a file that is not a PNG or JPEG, BadRequest for one cut
-    short or broken, Unavailable when c2pa-python is missing."""
+    there), `valid` (the signature and every hash hold), `tampered` (the picture changed
+    after signing), `signed_by` and `from_box` (the key is one of `known`, this box's own
+    or its owner's: only then are the model, authors, licence, box and time reported as
+    facts; otherwise they are reported under `claim`). Raises UnsupportedMedia for a file
+    that is not a PNG or JPEG, BadRequest for one cut short or broken, PayloadTooLarge for
+    a manifest store past c2pastore's limits, Unavailable when c2pa-python is missing."""
+    from appliance import c2pastore
     from appliance.imaging import sniff
 
     try:
@@ -237,17 +264,40 @@ def verify(data: bytes) -> dict[str, Any]:
     if fmt not in ("PNG", "JPEG"):
         raise UnsupportedMedia("verify reads the PNG and JPEG files the box makes; this is "
                                f"{fmt}")
-    settings = c2pa.Settings.from_dict(_READ_SETTINGS)
-    context = c2pa.Context(settings=settings)
+    c2pastore.check(data, fmt)
+    known = known or Known()
     try:
-        with c2pa.Reader(MIME[fmt], io.BytesIO(data), context=context) as reader:
-            store = json.loads(reader.json())
+        store = _read_store(c2pa, MIME[fmt], data, known.box_ca)
+        signed_by = BY_BOX if known.box_ca and _trusted(store) else BY_UNKNOWN
+        if signed_by == BY_UNKNOWN and known.owner_serial and \
+                _signer(store).get("cert_serial_number") == known.owner_serial:
+            store = _read_store(c2pa, MIME[fmt], data, known.owner_top)
+            signed_by = BY_OWNER if _trusted(store) else BY_UNKNOWN
     except c2pa.C2paError as exc:
         return _unreadable(exc)
+    return _report(store, signed_by)
+
+
+def _read_store(c2pa, mime: str, data: bytes, anchors: bytes) -> dict[str, Any]:
+    """The SDK's reading of `data`, trusting the certificates in `anchors` (PEM), parsed
+    with safejson's caps. Raises c2pa.C2paError, PayloadTooLarge past the caps."""
+    conf: dict[str, Any] = dict(_READ_SETTINGS)
+    if anchors:
+        conf["trust"] = {"trust_anchors": anchors.decode("ascii")}
+    settings = c2pa.Settings.from_dict(conf)
+    context = c2pa.Context(settings=settings)
+    try:
+        with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+            text = reader.json()
     finally:
         context.close()
         settings.close()
-    return _report(store)
+    try:
+        store = safejson.loads(text.encode("utf-8"), MAX_JSON_VALUES, READS_HINT)
+    except BadRequest as exc:
+        raise PayloadTooLarge(f"the file's C2PA manifest is more than verify parses "
+                              f"({exc.message})") from None
+    return store if isinstance(store, dict) else {}
 
 
 def _unreadable(exc: Exception) -> dict[str, Any]:
@@ -264,31 +314,89 @@ def _unreadable(exc: Exception) -> dict[str, Any]:
             "problems": [text], "message": f"the file's C2PA manifest is broken: {text}"}
 
 
-def _report(store: dict[str, Any]) -> dict[str, Any]:
-    active = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
-    results = store.get("validation_results", {}).get("activeManifest", {})
-    failures = [f.get("code", "") for f in results.get("failure", [])]
-    if not results:  # an older reader shape: the flat list of failures
-        failures = [s.get("code", "") for s in store.get("validation_status", [])]
-    problems = [code for code in failures if code != UNTRUSTED]
-    tampered = any(code in TAMPERED for code in problems)
-    claim = _assertion(active)
-    report = {"signed": True, "valid": not problems, "tampered": tampered,
-              "from_box": claim is not None, "trusted": UNTRUSTED not in failures,
-              "state": store.get("validation_state"), "problems": problems,
-              "signer": active.get("signature_info", {})}
-    if claim is not None:
-        report.update({k: claim.get(k) for k in ("model", "attribution", "box", "made",
-                                                 "clock_set", "input_sha256", "result_id")})
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _active(store: dict[str, Any]) -> dict[str, Any]:
+    label = store.get("active_manifest")
+    return _dict(_dict(store.get("manifests")).get(label)) if isinstance(label, str) else {}
+
+
+def _codes(store: dict[str, Any], kind: str) -> list[str]:
+    """The validation codes of the active manifest of `kind` (failure, success)."""
+    results = _dict(_dict(store.get("validation_results")).get("activeManifest"))
+    entries = results.get(kind)
+    if not results and kind == "failure":  # an older reader shape: the flat list of failures
+        entries = store.get("validation_status")
+    entries = entries if isinstance(entries, list) else []
+    return [str(_dict(e).get("code", "")) for e in entries]
+
+
+def _signer(store: dict[str, Any]) -> dict[str, Any]:
+    return _dict(_active(store).get("signature_info"))
+
+
+def _trusted(store: dict[str, Any]) -> bool:
+    return TRUSTED in _codes(store, "success") and UNTRUSTED not in _codes(store, "failure")
+
+
+def _report(store: dict[str, Any], signed_by: str) -> dict[str, Any]:
+    problems = [code for code in _codes(store, "failure") if code != UNTRUSTED]
+    claim, wrong = _claim(_assertion(_active(store)))
+    report: dict[str, Any] = {
+        "signed": True, "valid": not problems,
+        "tampered": any(code in TAMPERED for code in problems),
+        "from_box": signed_by != BY_UNKNOWN and claim is not None,
+        "trusted": signed_by != BY_UNKNOWN, "signed_by": signed_by,
+        "state": store.get("validation_state"), "problems": problems,
+        "signer": _signer(store)}
+    if claim is not None and report["from_box"]:
+        report.update(claim)
+    elif claim is not None:
+        report["claim"] = claim  # what a key this box does not know says: a claim only
+    elif wrong:
+        report["claim_problem"] = wrong
     report["message"] = _message(report)
     return report
 
 
-def _assertion(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    for assertion in manifest.get("assertions", []):
-        if assertion.get("label") == ASSERTION and isinstance(assertion.get("data"), dict):
-            return assertion["data"]
+def _assertion(manifest: dict[str, Any]) -> Any:
+    """The data of the manifest's appliance assertion (any JSON: checked by _claim), or
+    None when there is none."""
+    assertions = manifest.get("assertions")
+    for assertion in assertions if isinstance(assertions, list) else []:
+        if _dict(assertion).get("label") == ASSERTION:
+            return assertion.get("data")
     return None
+
+
+def _claim(data: Any) -> tuple[dict[str, Any] | None, str]:
+    """The appliance claim in an assertion's `data`, every field checked for its type and
+    its text made one line (a forged claim is anyone's JSON), or (None, what is wrong)."""
+    if data is None:
+        return None, ""
+    if not isinstance(data, dict):
+        return None, "it is not an object"
+    model = data.get("model")
+    if not isinstance(model, dict) or \
+            not all(isinstance(model.get(k), str) for k in ("name", "version", "task")):
+        return None, "model is not an object of text name, version and task"
+    attribution = data.get("attribution", {})
+    if not isinstance(attribution, dict) or len(attribution) > 8 or \
+            not all(isinstance(v, str) for v in attribution.values()):
+        return None, "attribution is not an object of at most 8 texts"
+    for key in ("box", "made", "result_id"):
+        if not isinstance(data.get(key, ""), str):
+            return None, f"{key} is not text"
+    if not isinstance(data.get("input_sha256"), (str, type(None))) or \
+            not isinstance(data.get("clock_set"), (bool, type(None))):
+        return None, "input_sha256 is not text, or clock_set not true or false"
+    return {"model": {k: _text(model[k]) for k in ("name", "version", "task")},
+            "attribution": {_text(k): _text(v) for k, v in attribution.items()},
+            **{k: _text(data.get(k, "")) for k in ("box", "made", "result_id")},
+            "clock_set": data.get("clock_set"),
+            "input_sha256": data["input_sha256"] and _text(data["input_sha256"])}, ""
 
 
 def _message(report: dict[str, Any]) -> str:
@@ -296,11 +404,24 @@ def _message(report: dict[str, Any]) -> str:
         return "the picture was changed after it was signed: the manifest does not hold"
     if not report["valid"]:
         return "the manifest is not valid: " + ", ".join(report["problems"])
-    if not report["from_box"]:
-        return "signed, but not by an appliance box"
-    model = report.get("model") or {}
-    signer = "" if report["trusted"] else " (its key is the box's own: no one vouches for it)"
-    when = (f"at {report.get('made')}" if report.get("clock_set") is not False else
-            f"at an unknown time (the box's clock was not set: it read {report.get('made')})")
-    return (f"made by {model.get('name')} {model.get('version')} on {report.get('box')} "
-            f"{when}; the signature holds{signer}")
+    if report.get("claim_problem"):
+        return (f"signed, but its {ASSERTION} claim is malformed "
+                f"({report['claim_problem']}): not a result an appliance box made")
+    if report["from_box"]:
+        key = "the key its owner installed" if report["signed_by"] == BY_OWNER else \
+            "this box's own key"
+        return f"made by {_made(report)}; the signature holds, by {key}"
+    if "claim" in report:
+        return (f"signed by a key this box does not know: the manifest claims it was made "
+                f"by {_made(report['claim'])}, and nothing here vouches for that claim")
+    if report["trusted"]:
+        return "signed by this box's key, but it carries no appliance result"
+    return "signed, but not by an appliance box this box knows"
+
+
+def _made(fields: dict[str, Any]) -> str:
+    """'MODEL VERSION on BOX at TIME' from checked claim fields."""
+    model = fields["model"]
+    when = (f"at {fields['made']}" if fields.get("clock_set") is not False else
+            f"at an unknown time (the box's clock was not set: it read {fields['made']})")
+    return f"{model['name']} {model['version']} on {fields['box']} {when}"

@@ -13,15 +13,17 @@ from appliance.errors import BadRequest
 MAX_DEPTH = 32
 MAX_DIGITS = 64
 MAX_VALUES = 2_000_000  # a batch of a few 224x224x3 tensors; about 100 MB parsed
+TENSOR_HINT = "send big tensors as binary data (Inference-Header-Content-Length)"
 
 
-def loads(data: bytes) -> Any:
-    """Parse `data` as strict JSON. Raises BadRequest saying what was wrong."""
+def loads(data: bytes, max_values: int = MAX_VALUES, hint: str = TENSOR_HINT) -> Any:
+    """Parse `data` as strict JSON of at most `max_values` values (`hint`: what to do about
+    more). Raises BadRequest saying what was wrong."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the JSON body is not UTF-8") from None
-    _check_depth(text)
+    _check_depth(text, max_values, hint)
     try:
         return json.loads(text, parse_constant=_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
@@ -35,13 +37,13 @@ NOT_BRACKETS = re.compile(r"[^\[\]]+")
 CURLY_AS_SQUARE = str.maketrans("{}", "[]")
 
 
-def _check_depth(text: str) -> None:
+def _check_depth(text: str, max_values: int, hint: str) -> None:
     # Linear, and every step in C (str.replace, one regex without backtracking): escapes
     # out, then strings out, then brackets peeled one level a pass. A walk in Python over
     # quotes and backslashes took 2.9 s for 19 MB of backslash-quote pairs.
     text = text.replace("\\\\", "").replace('\\"', "")
     bare = STRINGS.sub('""', text.translate(CURLY_AS_SQUARE))
-    _check_size(bare)
+    _check_size(bare, max_values, hint)
     brackets = NOT_BRACKETS.sub("", bare)
     for _ in range(MAX_DEPTH):
         peeled = brackets.replace("[]", "")
@@ -58,13 +60,12 @@ def _check_depth(text: str) -> None:
         raise BadRequest("the body is not valid JSON: its brackets do not match")
 
 
-def _check_size(bare: str) -> None:
+def _check_size(bare: str, max_values: int, hint: str) -> None:
     # Python holds each value as an object of tens of bytes: 7 million empty lists in 20 MB
     # took 810 MB to parse. Values are counted from the separators and brackets, in C.
     values = bare.count(",") + bare.count("[")
-    if values > MAX_VALUES:
-        raise BadRequest(f"the JSON holds about {values} values; at most {MAX_VALUES}: send "
-                         "big tensors as binary data (Inference-Header-Content-Length)")
+    if values > max_values:
+        raise BadRequest(f"the JSON holds about {values} values; at most {max_values}: {hint}")
 
 
 def _constant(name: str) -> Any:

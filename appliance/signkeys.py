@@ -16,6 +16,7 @@ being signed (docs/hardening.md, row 43).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from dataclasses import dataclass
@@ -47,6 +48,50 @@ class SigningKey:
     issuer: str
     expires: str
     source: str  # where it was read from, for messages
+
+
+@dataclass(frozen=True)
+class Known:
+    """The certificates whose signatures this box calls its own (PEM): `box_ca`, the box's
+    CA (it issued every key the box made, rotated ones too: verify trusts what chains to
+    it); and the owner's installed key, known by its chain's top certificate and its own
+    serial number (both must hold: the top may be a CA that signs for many others)."""
+
+    box_ca: bytes = b""
+    owner_top: bytes = b""
+    owner_serial: str = ""
+
+
+def known(state_dir: str | Path, chain_pem: bytes | None, made_here: bool = False) -> Known:
+    """What this box knows of its keys: the CA certificate in its state folder, and the
+    chain it signs with (`chain_pem`, None: none; `made_here`: a key the box made for this
+    run only, whose CA is in memory). Never raises: what does not read is not known."""
+    from cryptography import x509
+
+    anchors = []
+    with contextlib.suppress(OSError, ValueError):
+        anchors.append(_cert_pem(x509.load_pem_x509_certificate(
+            (folder(state_dir) / CA_FILE).read_bytes())))
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem) if chain_pem else []
+    except ValueError:
+        chain = []
+    if not chain:
+        return Known(b"".join(anchors))
+    top = _cert_pem(chain[-1])
+    if made_here or top in anchors:
+        return Known(b"".join(dict.fromkeys([*anchors, top])))
+    return Known(b"".join(anchors), top, str(chain[0].serial_number))
+
+
+def installed_chain(settings) -> bytes | None:
+    """The certificate chain the box signs with, read without making a key: the owner's
+    `provenance.cert_file`, else the box's signer file (None: none, or not readable here)."""
+    path = Path(settings.provenance.cert_file or folder(settings.state.dir) / SIGNER_FILE)
+    try:
+        return _pem_blocks(path.read_bytes(), b"CERTIFICATE")
+    except (OSError, ValueError):
+        return None
 
 
 def folder(state_dir: str | Path) -> Path:

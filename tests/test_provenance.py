@@ -155,10 +155,11 @@ def test_verify_says_what_made_a_signed_picture(client):
     signed = _post(client, "tiny-negative").data
     report = client.post("/v1/verify", data=signed, content_type="image/png").get_json()
     assert report["signed"] and report["valid"] and report["from_box"]
-    assert not report["tampered"] and not report["trusted"]
+    assert not report["tampered"] and report["trusted"] and report["signed_by"] == "this box"
     assert report["model"]["name"] == "tiny-negative"
     assert report["attribution"]["license"] == "CC0-1.0"
     assert report["message"].startswith("made by tiny-negative 0.0.1 on ")
+    assert report["message"].endswith("; the signature holds, by this box's own key")
     as_json = client.post("/v1/verify", json={"image": base64.b64encode(signed).decode()})
     assert as_json.get_json()["valid"]
 
@@ -310,19 +311,27 @@ def test_a_read_only_state_folder_signs_with_a_key_for_this_run(settings, caplog
     assert key.source == "memory" and "a key made for this run only" in caplog.text
 
 
-def test_appliance_verify_on_a_signed_and_an_unsigned_file(client, tmp_path, capsys):
+def test_appliance_verify_on_a_signed_and_an_unsigned_file(client, settings, tmp_path,
+                                                          capsys):
     signed, plain = tmp_path / "signed.png", tmp_path / "plain.jpg"
     signed.write_bytes(_post(client, "tiny-negative").data)
     plain.write_bytes(image_bytes())
-    assert main(["verify", str(signed)]) == 0
+    config = _config(settings, tmp_path)
+    assert main(["verify", "--config", config, str(signed)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{signed}: made by tiny-negative 0.0.1 on ")
     assert "  author: Test Author\n" in out and "  license: CC0-1.0\n" in out
-    assert main(["verify", str(plain)]) == 1
+    assert main(["verify", "--config", config, str(plain)]) == 1
     assert capsys.readouterr().out == (f"{plain}: no Content Credentials (C2PA manifest) in "
                                        "this file\n")
-    assert main(["verify", "--json", str(signed)]) == 0
+    assert main(["verify", "--config", config, "--json", str(signed)]) == 0
     assert json.loads(capsys.readouterr().out)["from_box"] is True
+    elsewhere = tmp_path / "elsewhere.toml"  # another box's state folder: not its key
+    elsewhere.write_text(f'[state]\ndir = "{tmp_path / "other-state"}"\n')
+    assert main(["verify", "--config", str(elsewhere), str(signed)]) == 1
+    assert capsys.readouterr().out.startswith(
+        f"{signed}: signed by a key this box does not know: the manifest claims it was made "
+        "by tiny-negative 0.0.1 on ")
 
 
 @pytest.mark.slow
@@ -410,7 +419,7 @@ def test_appliance_infer_signs_its_picture_as_the_service_does(settings, tmp_pat
     assert result["model"]["name"] == "tiny-negative" and result["result_id"] == \
         body["result_id"]
     assert result["input_sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
-    assert main(["verify", str(out)]) == 0
+    assert main(["verify", "--config", _config(settings, tmp_path), str(out)]) == 0
 
 
 def test_appliance_infer_with_provenance_off_writes_a_plain_picture(settings, tmp_path,
@@ -425,3 +434,156 @@ def test_appliance_infer_with_provenance_off_writes_a_plain_picture(settings, tm
                  "--config", str(config), "--models-dir", settings.models.dir]) == 0
     assert json.loads(capsys.readouterr().out)["signed"] is False
     assert main(["verify", str(out)]) == 1
+
+
+def _sign_elsewhere(tmp_path, per: int = 0, ingredients: tuple[bytes, ...] = (),
+                    data: dict | None = None) -> bytes:
+    """A PNG signed with a key made elsewhere (not this box's), as an attacker's own tool
+    would: an assertion holding `per` empty lists (or `data`), and `ingredients` (signed
+    files, their manifests copied into the store)."""
+    key = signkeys.load_or_make(tmp_path / "evil-state")
+    settings = c2pa.Settings.from_dict(provenance._SIGN_SETTINGS)
+    info = c2pa.C2paSignerInfo(key.alg, key.chain_pem, key.key_pem, None)
+    context = c2pa.Context(settings=settings, signer=c2pa.Signer.from_info(info))
+    manifest = {"claim_generator_info": [{"name": "x", "version": "1"}], "title": "t",
+                "assertions": [{"label": "org.evil.big",
+                                "data": data if data is not None else {"x": [[]] * per}}]}
+    builder = c2pa.Builder(json.dumps(manifest), context=context)
+    for number, ingredient in enumerate(ingredients):
+        builder.add_ingredient({"title": f"i{number}", "relationship": "componentOf"},
+                               "image/png", io.BytesIO(ingredient))
+    out = io.BytesIO()
+    builder.sign("image/png", io.BytesIO(image_bytes(size=(16, 16), fmt="PNG")), out)
+    context.close()
+    settings.close()
+    return out.getvalue()
+
+
+def _refused(client, data: bytes) -> str:
+    response = client.post("/v1/verify", data=data, content_type="image/png")
+    assert response.status_code == 413, response.data[:300]
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+    return response.get_json()["error"]["message"]
+
+
+def test_row43_a_store_of_many_manifests_is_413_before_the_sdk_reads_it(client, tmp_path):
+    """The attack's file: signed ingredients nested in one store (21 of them took 560 MB
+    and 4 s of CPU); a few small ones are enough to pass MAX_MANIFESTS."""
+    layer = [_sign_elsewhere(tmp_path, 10) for _ in range(5)]
+    nested = _sign_elsewhere(tmp_path, 10, tuple(layer))
+    assert len(nested) < 64 * 1024
+    assert _refused(client, nested) == (
+        "the file's C2PA manifest store holds 6 manifests and 5 ingredients: verify reads "
+        "stores of at most 64 KB, 4 manifests and 8 ingredients (the box's own: about 4 KB, "
+        "one manifest), none compressed")
+    few = _sign_elsewhere(tmp_path, 10, tuple(layer[:2]))  # 3 manifests: read
+    assert client.post("/v1/verify", data=few, content_type="image/png").status_code == 200
+
+
+def test_row43_a_big_manifest_store_is_413_before_the_sdk_reads_it(client, tmp_path):
+    big = _sign_elsewhere(tmp_path, 70_000)  # one byte of CBOR an empty list: 70 KB
+    assert _refused(client, big).startswith(
+        "the file's C2PA manifest store is 71 KB: verify reads stores of at most 64 KB")
+    assert client.post("/v1/verify", data=_sign_elsewhere(tmp_path, 20_000),
+                       content_type="image/png").status_code == 200
+
+
+def test_row43_the_sdks_json_is_parsed_with_safejsons_caps(client, tmp_path):
+    deep = _sign_elsewhere(tmp_path, data={"x": json.loads("[" * 100 + "]" * 100)})
+    assert _refused(client, deep) == ("the file's C2PA manifest is more than verify parses "
+                                      "(the JSON is nested deeper than 32 levels)")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _box(kind: bytes, content: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(content)) + kind + content
+
+
+def _superbox(uuid4: bytes, label: bytes, *content: bytes) -> bytes:
+    description = _box(b"jumd", uuid4 + bytes.fromhex("00110010800000aa00389b71") + b"\x03"
+                       + label + b"\0")
+    return _box(b"jumb", description + b"".join(content))
+
+
+def test_row43_a_compressed_store_or_a_png_of_many_chunks_is_413(client):
+    """The SDK inflates a Brotli box (a few KB can hold megabytes), and walks a PNG at about
+    14 us a chunk (a 20 MB PNG of empty chunks took it 21 s)."""
+    png = image_bytes(size=(16, 16), fmt="PNG")
+    store = _superbox(b"c2pa", b"c2pa", _superbox(b"c2ma", b"urn:c2pa:x",
+                                                  _box(b"brob", b"jumb" + b"\0" * 64)))
+    compressed = png[:33] + _chunk(b"caBX", store) + png[33:]
+    assert _refused(client, compressed).startswith(
+        "the file's C2PA manifest store is compressed: verify reads stores of at most 64 KB")
+    chunky = png[:33] + _chunk(b"tEXt", b"a\0b") * 10_000 + png[33:]
+    assert _refused(client, chunky) == ("the PNG has more than 10000 chunks: verify reads "
+                                        "the files the box makes (a handful of chunks)")
+    fewer = png[:33] + _chunk(b"tEXt", b"a\0b") * 9_000 + png[33:]
+    assert client.post("/v1/verify", data=fewer, content_type="image/png").status_code == 200
+
+
+def test_row43_a_manifest_signed_by_a_key_this_box_does_not_know_is_a_claim_only(
+        client, tmp_path):
+    """Anyone can sign the box's claim with a key of their own (forge.py: a fresh key,
+    box 'victim-box'): only this box's keys make it a fact."""
+    forger = provenance.Signer(signkeys.load_or_make(tmp_path / "evil-state"), "victim-box")
+    claim = provenance.Claim(model="efficientnet-lite0", version="1.0", task="classify",
+                             attribution={"author": "Evil Author", "license": "CC0"},
+                             input_sha256=None)
+    forged = forger.sign(image_bytes(fmt="PNG"), "image/png", claim)
+    forger.close()
+    report = client.post("/v1/verify", data=forged, content_type="image/png").get_json()
+    assert report["valid"] and not report["from_box"] and not report["trusted"]
+    assert report["signed_by"] == "a key this box does not know"
+    assert "box" not in report and "model" not in report and "attribution" not in report
+    assert report["claim"]["box"] == "victim-box"
+    assert report["claim"]["attribution"] == {"author": "Evil Author", "license": "CC0"}
+    assert report["message"].startswith(
+        "signed by a key this box does not know: the manifest claims it was made by "
+        "efficientnet-lite0 1.0 on victim-box at ")
+    assert report["message"].endswith(", and nothing here vouches for that claim")
+    assert "its key is the box's own" not in report["message"]
+
+
+def test_the_owners_installed_key_is_known_but_not_its_cas_other_keys(settings, tmp_path):
+    key, certs = _owner_key(tmp_path)
+    signkeys.install(settings.state.dir, key, certs)
+    sibling = signkeys.rotate(tmp_path / "elsewhere")  # the owner's CA issued it too
+    with Services.build(settings, admin=ADMIN) as services:
+        services.start(background=False)
+        client = create_app(settings, services).test_client()
+        own = client.post("/v1/verify", data=_post(client, "tiny-negative").data,
+                          content_type="image/png").get_json()
+        assert own["from_box"] and own["signed_by"] == "the owner's key", own
+        assert own["message"].endswith("; the signature holds, by the key its owner installed")
+        other = provenance.Signer(sibling, "other")
+        claim = provenance.Claim(model="m", version="1", task="classify", attribution={},
+                                 input_sha256=None)
+        signed = other.sign(image_bytes(fmt="PNG"), "image/png", claim)
+        other.close()
+        report = client.post("/v1/verify", data=signed, content_type="image/png").get_json()
+        assert report["valid"] and not report["from_box"] and "claim" in report, report
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("model", "just a string", "model is not an object of text name, version and task"),
+    ("model", {"name": 5, "version": "1", "task": "t"},
+     "model is not an object of text name, version and task"),
+    ("attribution", ["a"], "attribution is not an object of at most 8 texts"),
+    ("box", {"a": 1}, "box is not text"),
+    ("clock_set", "yes", "input_sha256 is not text, or clock_set not true or false"),
+])
+def test_row43_a_malformed_claim_is_reported_never_a_500(client, services, field, value,
+                                                         problem):
+    result = services.signer._result
+    services.signer._result = lambda claim: {**result(claim), field: value}
+    signed = _post(client, "tiny-negative").data
+    response = client.post("/v1/verify", data=signed, content_type="image/png")
+    assert response.status_code == 200, response.data[:300]
+    report = response.get_json()
+    assert report["valid"] and not report["from_box"] and "model" not in report
+    assert report["claim_problem"] == problem
+    assert report["message"] == (f"signed, but its org.appliance.result claim is malformed "
+                                 f"({problem}): not a result an appliance box made")

@@ -308,8 +308,10 @@ def spec() -> dict[str, Any]:
                 "summary": "whether a PNG or JPEG carries a box's Content Credentials (C2PA), "
                            "whether its signature holds and whether the picture changed since",
                 "requestBody": IMAGE_BODY,
-                "responses": {"200": _json("signed, valid, tampered, from_box, trusted, the "
-                                           "model, attribution, box, made and a message"),
+                "responses": {"200": _json("signed, valid, tampered, signed_by, from_box, "
+                                           "trusted, the model, attribution, box, made (under "
+                                           "claim when the key is not this box's or its "
+                                           "owner's) and a message"),
                               **_errors(400, 413, 415, 503)}}},
             "/v1/usage": {"get": {
                 "summary": "admin: the usage ledger, requests per model, UTC day (older days: "

@@ -72,9 +72,13 @@
     } else if (!report.signed) {
       seal.textContent = "Not signed: " + report.message;
       seal.dataset.state = "unsigned";
+    } else if (report.valid && report.from_box) {
+      seal.textContent = "✓ Signed on " + report.box + ": " + report.message;
+      seal.dataset.state = "valid";
     } else {
-      seal.textContent = (report.valid ? "✓ Signed on " + report.box + ": " : "✗ ") + report.message;
-      seal.dataset.state = report.valid ? "valid" : "invalid";
+      // Not valid, or signed by a key this box does not know: what it says is a claim only.
+      seal.textContent = "✗ " + report.message;
+      seal.dataset.state = report.valid ? "unknown-key" : "invalid";
     }
   }
 
