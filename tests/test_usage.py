@@ -18,6 +18,7 @@ import pytest
 from appliance import bundle as bundles
 from appliance.api import create_app
 from appliance.auth import Auth
+from appliance.errors import TooManyRequests
 from appliance.ledger import LEDGER_FILE, Ledger
 from tests import models as tiny
 from tests.conftest import ADMIN, image_bytes
@@ -162,6 +163,37 @@ def test_the_no_token_quota_over_http(settings, models_dir):
         assert _infer(client, "no-such-model").status_code == 404  # runs nothing: free
         assert [_infer(client).status_code for _ in range(3)] == [200, 200, 429]
         assert _infer(client, headers=AUTH).status_code == 200
+
+
+def test_row44_a_refused_request_is_not_in_the_ledger_nor_its_quota(settings, models_dir):
+    """A 429 of a spent quota and a 401 of a model's terms are counted in /metrics, not in
+    the ledger: not as the model's failed requests, nor (read back at a restart) toward the
+    token's quota."""
+    from appliance.services import Services
+
+    tiny.write_bundle(models_dir, "members", "classify", terms={"requires_token": True})
+    settings.usage.quota_infer = 1
+    settings.auth.infer_token = TOKEN
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    with Services.build(settings, admin=ADMIN) as services:
+        services.start(background=False)
+        _fixed(services)
+        client = create_app(settings, services).test_client()
+        assert _infer(client, headers=token).status_code == 200
+        assert _infer(client, headers=token).status_code == 429
+        assert _infer(client, "members", headers=token).status_code == 429  # quota first
+        services.auth.infer_token = None  # the box opens: no token is 'none'
+        assert _infer(client, "members").status_code == 401
+        rows = client.get("/v1/usage", headers=AUTH).get_json()["rows"]
+        assert [(r["model"], r["token"], r["answered"], r["failed"]) for r in rows] == [
+            ("tiny-classify", "infer", 1, 0)]
+        metrics = client.get("/metrics", headers=AUTH).get_data(as_text=True)
+        assert 'model="tiny-classify",status="429"} 1' in metrics
+        assert 'model="members",status="401"} 1' in metrics
+    with Ledger(settings.state.dir, clock=lambda: NOON, quotas={"infer": 2}) as again:
+        again.admit("infer")  # 1 of 2 used before the restart: this is the second
+        with pytest.raises(TooManyRequests):
+            again.admit("infer")
 
 
 def test_a_model_whose_terms_require_a_token(settings, services, models_dir):

@@ -91,8 +91,9 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
         if policy.token is not None:
             _authorize(svc, policy)
         if policy.metered:
-            token = svc.auth.token_id(_header(policy))
-            charge(svc, _model(policy, kwargs), token)
+            who = svc.auth.token_id(_header(policy))
+            charge(svc, _model(policy, kwargs), who)
+            token = who  # the ledger counts only what charge admitted (its 401 and 429 not)
         response = make_response(view(**kwargs))
         status = response.status_code
         return response
