@@ -43,7 +43,7 @@ MAX_HEAD_BYTES = 32 << 20
 
 
 def _name(value: str) -> str | None:
-    if NAME_PATTERN.match(value):
+    if NAME_PATTERN.fullmatch(value):
         return None
     return "must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
 

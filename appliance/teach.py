@@ -142,7 +142,7 @@ class Teacher:
         with self.changing(name):
             folder = self._class_folder(name, cls)
             photos = [p for p in folder.glob(f"{example}.*") if p.suffix != ".npy"] \
-                if ID_PATTERN.match(example) else []
+                if ID_PATTERN.fullmatch(example) else []
             if not photos:
                 raise NotFound(f"class {cls!r} of {name} has no example {example!r} (GET "
                                f"/v1/models/{name}/examples/CLASS lists them)")
@@ -210,7 +210,8 @@ class Teacher:
             return []
         stems = {f[:-4] for f in files if f.endswith(".npy")}
         return sorted(folder / f for f in files if not f.endswith(".npy")
-                      and f.partition(".")[0] in stems and ID_PATTERN.match(f.partition(".")[0]))
+                      and f.partition(".")[0] in stems
+                      and ID_PATTERN.fullmatch(f.partition(".")[0]))
 
     def embedder(self, meta: dict | None):
         """The runner of the embed bundle this model learns with. Raises Unavailable

@@ -31,7 +31,7 @@ class TeachSession:
 
     def __init__(self, teacher: Teacher, name: str, classes: list[str]) -> None:
         """Raises BadRequest for a bad model or class name, or fewer than two classes."""
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise BadRequest(f"{name[:80]!r} is not a model name: 1-64 characters of a-z, "
                              "0-9, '.', '_' or '-', starting with a letter or digit")
         for cls in classes:

@@ -4,6 +4,7 @@ classify bundle out, served like any other; every guard and bad input of issue 1
 import io
 import tarfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,20 @@ def test_a_taught_model_exports_and_installs_on_another_box(teach, tmp_path):
         assert installed.status_code == 201, installed.json
         for cls, colour in COLOURS.items():
             assert _label(client, "colours", image_bytes(colour)) == cls
+
+
+def test_row41_a_name_or_month_with_a_trailing_newline_is_400(teach, settings):
+    """`^...$` with re.match let 'tm2\\n' through ('$' matches before a last newline): it
+    made STATE/teach/tm2\\n/. Names and months are matched whole."""
+    response = _add(teach, "tm2%0A", "cat")
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["message"].startswith("'tm2\\n' is not a model name")
+    folder = Path(settings.state.dir) / "teach"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    installed = teach.put("/v1/models/tm2%0A", data=b"", headers=AUTH)
+    assert installed.status_code == 400
+    assert installed.json["error"]["message"].startswith("'tm2\\n' is not a bundle name")
+    for query, words in [("month=2026-11%0A", "month '2026-11\\n' is not a month"),
+                         ("model=tiny-classify%0A", "model 'tiny-classify\\n' is not a model")]:
+        response = teach.get(f"/v1/usage?{query}", headers=AUTH)
+        assert response.status_code == 400 and words in response.json["error"]["message"]

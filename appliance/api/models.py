@@ -88,7 +88,7 @@ def remove(name: str):
 def _check_name(name: str) -> None:
     from appliance.bundle import NAME_PATTERN
 
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise BadRequest(f"{name!r} is not a bundle name: 1-64 characters of a-z, 0-9, "
                          "'.', '_' or '-'")
 

@@ -103,7 +103,7 @@ def _kiosk():
 def _check_name(name: str) -> None:
     from appliance.bundle import NAME_PATTERN
 
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise BadRequest(f"{name[:80]!r} is not a model name: 1-64 characters of a-z, 0-9, "
                          "'.', '_' or '-', starting with a letter or digit")
 

@@ -66,7 +66,7 @@ def check_model(value: str | None) -> str | None:
     """`value` when it is a model name (or None). Raises BadRequest."""
     from appliance.bundle import NAME_PATTERN
 
-    if value is None or NAME_PATTERN.match(value):
+    if value is None or NAME_PATTERN.fullmatch(value):
         return value
     raise BadRequest(f"model {value[:80]!r} is not a model name: 1-64 characters of a-z, "
                      "0-9, '.', '_' or '-' (GET /v1/models lists them)")
@@ -74,7 +74,7 @@ def check_model(value: str | None) -> str | None:
 
 def check_month(value: str | None) -> str | None:
     """`value` when it is a month, YYYY-MM (or None). Raises BadRequest."""
-    if value is None or MONTH.match(value):
+    if value is None or MONTH.fullmatch(value):
         return value
     raise BadRequest(f"month {value[:20]!r} is not a month: use YYYY-MM, e.g. 2026-11")
 
