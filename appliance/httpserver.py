@@ -192,6 +192,8 @@ class LimitedParser(HTTPRequestParser):
 
     def _stop(self, refusal) -> None:
         self.refusal = refusal
+        if isinstance(refusal, Refused | BodyTooLarge):  # counted as the app counts its own
+            self.limits.refused(self.command, "/" + self.path.lstrip("/"), refusal.code)
         self.expect_continue = False  # never invite the client to send what is refused
         if not self.chunked or self.body_bytes_received == 0:
             self.body_rcv = None  # no body receiver: nothing of it is ever buffered

@@ -495,6 +495,13 @@ def test_row31_an_upload_without_the_inference_token_is_refused_unread(models_di
             assert reply.status == 401 and "doods-auth-key" in json.loads(reply.body)["error"]
         reply = _refused_unread(live.port, b"POST /v1/models/mine/examples/a" + host)
         assert reply.status == 401  # teaching takes the admin token, from the headers too
+        # Refused by the server, counted as the app counts what it answers.
+        metrics = request("GET", live.url + "/metrics", None,
+                          {"Authorization": f"Bearer {INFER_TOKEN}"})[1].decode()
+        counted = [line for line in metrics.splitlines() if 'status="401"' in line]
+        assert counted == [  # v1 by name twice, /v1/infer (the active one) and v2
+            'appliance_requests_total{model="_unknown",status="401"} 2',  # DOODS: no objects
+            'appliance_requests_total{model="tiny-classify",status="401"} 4'], counted
         # The right token in its place: the body is read and judged by the app.
         url = f"{live.url}/v1/models/tiny-classify/infer"
         assert post_image(url, image_bytes(),

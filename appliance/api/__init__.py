@@ -50,4 +50,6 @@ def body_limits(app: Flask, settings: Settings) -> BodyLimits:
     auth = app.extensions["appliance"].auth
     return BodyLimits(app.url_map, settings, admin=auth.require_admin,
                       infer=auth.require_infer, views=app.view_functions,
-                      error_bodies=ERROR_BODIES, identify=auth.token_id)
+                      error_bodies=ERROR_BODIES, identify=auth.token_id,
+                      on_refusal=lambda endpoint, args, status: admission.count_refusal(
+                          app, endpoint, args, status))

@@ -105,6 +105,17 @@ def _admit(policy: Policy, view: Callable, kwargs: dict):
             count(svc, _model(policy, kwargs), status, time.perf_counter() - started, token)
 
 
+def count_refusal(app: Flask, endpoint: str, args: dict, status: int) -> None:
+    """Count in /metrics a request to a metered route that the HTTP server refused from its
+    headers (no token, over a cap or a budget), as `_admit` counts those the app answers."""
+    policy = getattr(app.view_functions.get(endpoint), "admission", None)
+    if policy is None or not policy.metered:
+        return
+    with app.app_context():
+        svc = services()
+        svc.metrics.observe(model_label(svc, _model(policy, args)), status, 0.0)
+
+
 def _model(policy: Policy, kwargs: dict) -> str | None:
     return policy.model(kwargs) if policy.model else kwargs.get("name")
 

@@ -102,7 +102,8 @@ class BodyLimits:
                  infer: Callable[[str | None, str], None] | None = None,
                  views: dict | None = None,
                  error_bodies: dict[str, Callable[[ApplianceError], dict]] | None = None,
-                 identify: Callable[[str | None], str] | None = None) -> None:
+                 identify: Callable[[str | None], str] | None = None,
+                 on_refusal: Callable[[str, dict, int], None] | None = None) -> None:
         """`admin(authorization)` raises an ApplianceError unless the header holds the admin
         token (Auth.require_admin), `infer(authorization, how)` unless it holds the inference
         token when one is set (Auth.require_infer); given, each runs from the headers of the
@@ -110,10 +111,13 @@ class BodyLimits:
         tells which routes are admitted, and where their protocol carries the token;
         `error_bodies` maps a blueprint's name to its protocol's error JSON; `identify`
         names the token an Authorization header holds ('admin', 'infer' or 'none',
-        Auth.token_id): an upload with a token is not counted in `receiving`."""
+        Auth.token_id): an upload with a token is not counted in `receiving`;
+        `on_refusal(endpoint, view_args, status)` counts a request the server refuses from
+        its headers, as the app counts those it answers."""
         self._adapter = url_map.bind("localhost")
         self.admin, self.infer = admin, infer
         self.identify = identify or (lambda header: "none")
+        self.on_refusal = on_refusal
         self.body_timeout_s = settings.server.body_timeout_s
         caps = {kind: kind_bytes(settings, kind) for kind in (IMAGE, INSTALL, SMALL)}
         self._small = Limit(SMALL, caps[SMALL])
@@ -130,6 +134,16 @@ class BodyLimits:
         except HTTPException:  # 404, 405, a redirect: nothing will read the body
             return self._small
         return self._limits.get(endpoint, self._small)
+
+    def refused(self, method: str, path: str, status: int) -> None:
+        """Count a request to `path` that the server refused from its headers."""
+        if self.on_refusal is None:
+            return
+        try:
+            endpoint, args = self._adapter.match(path, method)
+        except HTTPException:
+            return
+        self.on_refusal(endpoint, args, status)
 
     def largest(self) -> int:
         """The largest cap of any route: the server's backstop for every body."""
