@@ -102,3 +102,17 @@ def photo_bytes(fmt: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(data.chelsea())).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def assert_golden(image, path) -> None:
+    """`image` is pixel for pixel the committed golden picture at `path` (written when it is
+    missing, or with UPDATE_GOLDENS=1: look at it, then commit it)."""
+    import os
+
+    from PIL import Image, ImageChops
+
+    if os.environ.get("UPDATE_GOLDENS") == "1" or not path.exists():
+        image.save(path)
+    with Image.open(path) as golden:
+        assert ImageChops.difference(image, golden.convert("RGB")).getbbox() is None, \
+            f"{path.name} changed: look at it, then UPDATE_GOLDENS=1 if it is right"

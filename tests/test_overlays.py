@@ -3,7 +3,6 @@ them), where things land on the screen, and hostile results that must neither ra
 stall."""
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from appliance import overlays, screens
+from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 SIZES = [(320, 180), (180, 320)]
@@ -66,12 +66,7 @@ SCREENS = {
 def test_golden(name, size):
     image = SCREENS[name](size)
     assert image.size == size and image.mode == "RGB"
-    path = GOLDEN / f"{name}-{size[0]}x{size[1]}.png"
-    if os.environ.get("UPDATE_GOLDENS") == "1" or not path.exists():
-        image.save(path)  # review the new picture, then commit it
-    with Image.open(path) as golden:
-        assert ImageChops.difference(image, golden.convert("RGB")).getbbox() is None, \
-            f"{path.name} changed: look at it, then UPDATE_GOLDENS=1 if it is right"
+    assert_golden(image, GOLDEN / f"{name}-{size[0]}x{size[1]}.png")
 
 
 @pytest.fixture

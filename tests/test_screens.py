@@ -1,14 +1,14 @@
 """Screens are pure functions: golden images (exact, as luma's tests compare them) and the
 layout rules that make them fill any screen."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from appliance import screens
+from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 CAPTION = screens.Caption("efficientnet-lite0", "Google Research", "Apache-2.0")
@@ -44,12 +44,7 @@ SCREENS = {
 def test_golden(name, size):
     image = SCREENS[name](size)
     assert image.size == size and image.mode == "RGB"
-    path = GOLDEN / f"{name}-{size[0]}x{size[1]}.png"
-    if os.environ.get("UPDATE_GOLDENS") == "1" or not path.exists():
-        image.save(path)  # review the new picture, then commit it
-    with Image.open(path) as golden:
-        assert ImageChops.difference(image, golden.convert("RGB")).getbbox() is None, \
-            f"{path.name} changed: look at it, then UPDATE_GOLDENS=1 if it is right"
+    assert_golden(image, GOLDEN / f"{name}-{size[0]}x{size[1]}.png")
 
 
 def test_results_fill_the_screen_without_bars():

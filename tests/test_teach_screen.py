@@ -2,7 +2,6 @@
 gpiozero's MockFactory buttons on the file display with a folder camera, through the same
 Teacher as the API, and POST/DELETE /v1/standalone/teach."""
 
-import os
 import time
 
 import numpy as np
@@ -16,7 +15,7 @@ from appliance.hardware.cameras import FolderCamera, RetryingCamera
 from appliance.hardware.displays import FileDisplay
 from appliance.standalone import StandaloneLoop
 from appliance.teachscreen import TeachSession, note
-from tests.conftest import image_bytes
+from tests.conftest import assert_golden, image_bytes
 from tests.test_api_teach import AUTH, COLOURS
 from tests.test_screens import GOLDEN
 from tests.test_standalone import Clock
@@ -45,12 +44,7 @@ VIEW = screens.TeachView("door", (
 def test_golden(name, view, size):
     image = screens.teach(size, _photo((40, 90, 160), (160, 120)), view)
     assert image.size == size and image.mode == "RGB"
-    path = GOLDEN / f"{name}-{size[0]}x{size[1]}.png"
-    if os.environ.get("UPDATE_GOLDENS") == "1" or not path.exists():
-        image.save(path)  # review the new picture, then commit it
-    with Image.open(path) as golden:
-        assert ImageChops.difference(image, golden.convert("RGB")).getbbox() is None, \
-            f"{path.name} changed: look at it, then UPDATE_GOLDENS=1 if it is right"
+    assert_golden(image, GOLDEN / f"{name}-{size[0]}x{size[1]}.png")
 
 
 def test_many_classes_keep_the_chosen_one_in_sight():

@@ -3,16 +3,8 @@
 // Content Credentials read back through POST /v1/verify), and the owner's usage chart
 // (GET /v1/usage with the admin token). app.js announces each result with the
 // "appliance:result" event; this file only listens and draws.
+// `$` and `el` are app.js's (loaded first).
 (() => {
-  const $ = (id) => document.getElementById(id);
-
-  function el(tag, attrs = {}, text = "") {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text) node.textContent = text;
-    return node;
-  }
-
   function bearer(id) {
     const field = $(id);
     const token = field ? field.value.trim() : "";
