@@ -59,6 +59,8 @@ def test_a_declared_length_over_the_cap_is_refused_at_the_headers(body_limits):
     assert parser.completed and isinstance(parser.error, BodyTooLarge)
     assert parser.body_rcv is None  # nothing of the body buffered
     assert "no request body larger than 16 KB (480.0 MB sent)" in parser.error.body
+    small = _parse(body_limits, b"POST /healthz HTTP/1.1\r\nContent-Length: 26624\r\n\r\n")
+    assert "no request body larger than 16 KB (26 KB sent)" in small.error.body  # not 0.0 MB
 
 
 def test_expect_continue_is_not_sent_for_a_refused_body(body_limits):

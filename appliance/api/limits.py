@@ -71,7 +71,7 @@ class Limit:
 
     def message(self, sent: int | None) -> str:
         """What a client sending over the cap is told: the cap, and what to do."""
-        size = f" ({sent / 1048576:.1f} MB sent)" if sent else ""
+        size = f" ({_size(sent)} sent)" if sent else ""
         if self.kind == IMAGE:
             return (f"the request body is larger than this box accepts for an image "
                     f"({self.bytes / 1048576:g} MB){size}: send a smaller image (the limit is "
@@ -82,6 +82,11 @@ class Limit:
                     "models.max_install_mb")
         return (f"this route takes no request body larger than {self.bytes // 1024} KB"
                 f"{size}: send the request without a body (see GET /openapi.json)")
+
+
+def _size(sent: int) -> str:
+    """A body's size as a person reads it: KB under a megabyte (26 KB was "0.0 MB")."""
+    return f"{sent / 1048576:.1f} MB" if sent >= 1048576 else f"{max(1, round(sent / 1024))} KB"
 
 
 def kind_bytes(settings: Settings, kind: str) -> int:
