@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from appliance import screens
-from appliance.bundle import NAME_PATTERN
+from appliance.bundle import check_name
 from appliance.errors import ApplianceError, BadRequest
 from appliance.teach import Teacher, check_class
 
@@ -31,9 +31,7 @@ class TeachSession:
 
     def __init__(self, teacher: Teacher, name: str, classes: list[str]) -> None:
         """Raises BadRequest for a bad model or class name, or fewer than two classes."""
-        if not NAME_PATTERN.fullmatch(name):
-            raise BadRequest(f"{name[:80]!r} is not a model name: 1-64 characters of a-z, "
-                             "0-9, '.', '_' or '-', starting with a letter or digit")
+        check_name(name)
         for cls in classes:
             check_class(cls, teacher.settings.teach.unknown_label)
         self.classes = teacher.classes(name)

@@ -13,6 +13,14 @@ def services() -> Services:
     return current_app.extensions["appliance"]
 
 
+def admin_services() -> Services:
+    """The Services object, once the request carries the admin token. Raises Unauthorized
+    or Forbidden (Auth.require_admin)."""
+    svc = services()
+    svc.auth.require_admin(request.headers.get("Authorization"))
+    return svc
+
+
 def uploaded(noun: str, hint: str) -> bytes:
     """The picture in multipart field `image`, or the raw body. Raises BadRequest naming
     what is missing (`noun`: image, photo) with `hint`, how to send it."""

@@ -10,10 +10,11 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 
+from appliance import bundle as bundles
 from appliance import imaging, pipeline, provenance, safejson
 from appliance import install as installer
 from appliance.api.admission import admitted
-from appliance.api.common import services, uploaded
+from appliance.api.common import admin_services, services, uploaded
 from appliance.api.headers import text_headers
 from appliance.errors import BadRequest
 from appliance.pipeline import Answer
@@ -65,9 +66,8 @@ def infer_active():
 @bp.put("/models/<name>")
 def install(name: str):
     """Admin: install or replace bundle `name` from a .tar.gz body."""
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
-    _check_name(name)
+    svc = admin_services()
+    bundles.check_name(name, "bundle name")
     cap = svc.settings.models.max_install_mb << 20
     request.max_content_length = cap
     unpack = installer.archive(lambda path: installer.receive(request.stream, path, cap), cap)
@@ -79,25 +79,15 @@ def install(name: str):
 @bp.delete("/models/<name>")
 def remove(name: str):
     """Admin: stop serving bundle `name` and delete it."""
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc = admin_services()
     svc.registry.remove(name)
     return jsonify({"removed": name})
-
-
-def _check_name(name: str) -> None:
-    from appliance.bundle import NAME_PATTERN
-
-    if not NAME_PATTERN.fullmatch(name):
-        raise BadRequest(f"{name!r} is not a bundle name: 1-64 characters of a-z, 0-9, "
-                         "'.', '_' or '-'")
 
 
 @bp.post("/models/<name>/activate")
 def activate(name: str):
     """Admin: make `name` the active model."""
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc = admin_services()
     warning = svc.registry.activate(name)
     body = {"active": name}
     if warning:

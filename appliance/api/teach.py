@@ -6,7 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from appliance import safejson
-from appliance.api.common import services, uploaded
+from appliance.api.common import admin_services, uploaded
+from appliance.bundle import check_name
 from appliance.errors import BadRequest, Conflict
 from appliance.schema import text_problem
 
@@ -17,8 +18,7 @@ FIELDS = {"author": 300, "license": 200}
 
 
 def _teacher():
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc = admin_services()
     return svc.teacher
 
 
@@ -27,7 +27,7 @@ def add_example(name: str, cls: str):
     """Admin: add one example photo to class `cls` of taught model `name` (both created
     when new), refit, serve."""
     teacher = _teacher()
-    _check_name(name)
+    check_name(name)
     data = uploaded("photo", UPLOAD_HINT)
     body = teacher.add(name, cls, data, **_fields())
     return jsonify(body), 201
@@ -92,20 +92,11 @@ def stop_teach_screen():
 
 
 def _kiosk():
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc = admin_services()
     if svc.loop is None:
         raise Conflict("the box runs no screen loop: start it with --standalone (or "
                        "standalone.enabled = true) to teach from its camera")
     return svc.loop
-
-
-def _check_name(name: str) -> None:
-    from appliance.bundle import NAME_PATTERN
-
-    if not NAME_PATTERN.fullmatch(name):
-        raise BadRequest(f"{name[:80]!r} is not a model name: 1-64 characters of a-z, 0-9, "
-                         "'.', '_' or '-', starting with a letter or digit")
 
 
 def _fields() -> dict[str, str | None]:

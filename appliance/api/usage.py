@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, Response, jsonify, request
 
 from appliance import ledger
-from appliance.api.common import services
+from appliance.api.common import admin_services, services
 from appliance.errors import BadRequest, Unavailable
 
 bp = Blueprint("usage", __name__, url_prefix="/v1")
@@ -16,8 +16,7 @@ FORMATS = ("json", "csv")
 
 
 def _ledger():
-    svc = services()
-    svc.auth.require_admin(request.headers.get("Authorization"))
+    svc = admin_services()
     if svc.ledger is None:
         raise Unavailable("the usage ledger is off on this box: set usage.enabled = true "
                           "and restart to count")
@@ -64,12 +63,11 @@ def _credit(svc, name: str) -> str:
 
 def check_model(value: str | None) -> str | None:
     """`value` when it is a model name (or None). Raises BadRequest."""
-    from appliance.bundle import NAME_PATTERN
+    from appliance.bundle import check_name
 
-    if value is None or NAME_PATTERN.fullmatch(value):
-        return value
-    raise BadRequest(f"model {value[:80]!r} is not a model name: 1-64 characters of a-z, "
-                     "0-9, '.', '_' or '-' (GET /v1/models lists them)")
+    if value is not None:
+        check_name(value, label="model ")
+    return value
 
 
 def check_month(value: str | None) -> str | None:
