@@ -84,6 +84,7 @@ class LimitedParser(HTTPRequestParser):
 
     refusal = None
     limit: Limit | None = None
+    route = ""  # the path as the app sees it, once the headers are read
     counted = False  # a stranger's body: counted in the receiving budget as it arrives
     body_started: float | None = None  # when a body's headers were read
     _give_back: weakref.finalize | None = None
@@ -103,8 +104,8 @@ class LimitedParser(HTTPRequestParser):
                                                  or "TRANSFER_ENCODING" in self.headers):
             self._stop(AmbiguousLength(SMUGGLING))
             return
-        path = "/" + self.path.lstrip("/")  # as waitress hands PATH_INFO to the app
-        self.limit = self.limits.lookup(self.command, path)
+        self.route = "/" + self.path.lstrip("/")  # as waitress hands PATH_INFO to the app
+        self.limit = self.limits.lookup(self.command, self.route)
         if self.content_length > self.limit.bytes:
             self._too_large(self.limit.message(self.content_length))
         elif self.content_length or self.chunked:
@@ -193,7 +194,7 @@ class LimitedParser(HTTPRequestParser):
     def _stop(self, refusal) -> None:
         self.refusal = refusal
         if isinstance(refusal, Refused | BodyTooLarge):  # counted as the app counts its own
-            self.limits.refused(self.command, "/" + self.path.lstrip("/"), refusal.code)
+            self.limits.refused(self.command, self.route, refusal.code)
         self.expect_continue = False  # never invite the client to send what is refused
         if not self.chunked or self.body_bytes_received == 0:
             self.body_rcv = None  # no body receiver: nothing of it is ever buffered
