@@ -299,3 +299,14 @@ def test_building_faces_prints_nothing_an_owner_cannot_act_on(tmp_path, capfd, c
     assert (tmp_path / "faces.fp32.onnx").is_file()
     assert capfd.readouterr() == ("", "")
     assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
+
+
+def test_faces_is_built_behind_a_stricter_gate(tmp_path, monkeypatch):
+    from tools import convert, default_models, gate
+
+    seen = []
+    monkeypatch.setattr(convert, "convert", lambda options, say: seen.append(options))
+    default_models.build("faces", tmp_path)
+    assert seen[0].gate == {"box_f1": 0.99}  # an INT8 at 0.98 saw a face in a coffee cup
+    assert gate.thresholds("detect", seen[0].gate)["box_f1"] > gate.thresholds("detect")[
+        "box_f1"]
