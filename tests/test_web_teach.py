@@ -89,6 +89,8 @@ def test_teach_a_model_on_the_page_then_it_answers(teach_page, tmp_path):
     _drop(page, "coffee", _photos(tmp_path, "coffee", 4, 12), 4)
     card = ".teach-class[data-class='coffee']"
     assert page.locator(f"{card} .count").inner_text() == "4 examples"
+    # The thumbnails come after the count (their ids are fetched once it shows).
+    page.wait_for_function(f"document.querySelectorAll(\"{card} .examples li\").length >= 4")
     assert page.locator(f"{card} .examples li").count() == 4
     page.wait_for_function(f"document.querySelector(\"{card} img.latest\").naturalWidth > 0")
     assert page.get_attribute(f"{card} img.latest", "src").startswith("blob:")
