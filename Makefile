@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make run    serve the default models on http://$(HOST):$(PORT)/"
 	@echo "make test   install everything and run the whole test suite"
-	@echo "make bench  the box against bare onnxruntime and other servers (tools/bench.py)"
+	@echo "make bench  the box against bare onnxruntime and other servers (tools/bench/servers.py)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,7 +79,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check appliance tools tests
 
 bench: models
-	$(PY) tools/bench.py --model $(MODELS_DIR)/efficientnet-lite0
+	$(PY) tools/bench/servers.py --model $(MODELS_DIR)/efficientnet-lite0
 
 clean-models:
 	rm -rf $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)) $(MODELS_DIR)/.build

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from tools.bench_client import PeakMemory, build_request, closed_loop, parse_response
+from tools.bench.client import PeakMemory, build_request, closed_loop, parse_response
 
 
 def test_content_length_response():

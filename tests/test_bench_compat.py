@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tests import models as tiny
-from tools import bench_compat
+from tools.bench import compat as bench_compat
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("zmq", reason="pyzmq is not installed (pip install pyzmq)")

@@ -1,8 +1,8 @@
-"""tools/bench_ledger.py counts through the ledger's own code and reports what it counted."""
+"""tools/bench/ledger.py counts through the ledger's own code and reports what it counted."""
 
 import pytest
 
-from tools import bench_ledger
+from tools.bench import ledger as bench_ledger
 
 
 def test_every_request_is_counted_and_old_days_roll_up():

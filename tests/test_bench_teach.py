@@ -1,10 +1,10 @@
-"""tools/bench_teach.py: its photographs and its refusal without lite0-embed."""
+"""tools/bench/teach.py: its photographs and its refusal without lite0-embed."""
 
 import io
 
 from PIL import Image
 
-from tools import bench_teach
+from tools.bench import teach as bench_teach
 
 
 def test_crops_are_jpeg_pieces_of_the_photograph():

@@ -1,6 +1,6 @@
 import pytest
 
-from tools import bench_v2
+from tools.bench import v2 as bench_v2
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests import models as tiny
 from tests.conftest import image_bytes
-from tools.bench_client import multipart
+from tools.bench.client import multipart
 from tools.live_server import LiveServer, get, post_image, request
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 import pytest
 
-from tools import loadtest
+from tools.bench import loadtest
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,6 @@ def test_the_readme_layout_names_every_module():
     layout = text.split("## Layout", 1)[1].split("```", 2)[1]
     root = ROOT
     modules = [p for p in (root / "appliance").rglob("*.py") if p.name != "__init__.py"]
-    modules += [p for p in (root / "tools").glob("*.py") if p.name != "__init__.py"]
+    modules += [p for p in (root / "tools").rglob("*.py") if p.name != "__init__.py"]
     missing = [str(p.relative_to(root)) for p in modules if p.name not in layout]
     assert missing == [], "README.md's Layout does not name these"

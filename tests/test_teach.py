@@ -74,7 +74,7 @@ def test_leftovers_of_a_cut_are_ignored(teach, settings):
 
 
 def _crops(name: str, count: int, seed: int) -> list[bytes]:
-    from tools.bench_teach import crops
+    from tools.bench.teach import crops
 
     return crops(name, count, seed)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from appliance import config
 from tests.conftest import ADMIN
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS
-from tools.bench_teach import crops
+from tools.bench.teach import crops
 from tools.live_server import LiveServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.default_models]

@@ -1,6 +1,6 @@
 """Test clients that call the box the way Frigate's two remote detectors do, written from a
 reading of `frigate/detectors/plugins/deepstack.py` and `zmq_ipc.py` (blakeblackshear/frigate;
-no code copied). Frigate is not a package, so the tests and `tools/bench_compat.py` use these.
+no code copied). Frigate is not a package, so the tests and `tools/bench/compat.py` use these.
 
 - `DeepstackDetector`: Frigate's model input (1xHxWx3 uint8) as a PIL JPEG at PIL's default
   quality, POSTed with `files={"image": ...}` and `data={"api_key": ...}` within 0.1 s; the

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tools.bench_client import multipart, process_rss_mb
+from tools.bench.client import multipart, process_rss_mb
 
 BANNER = re.compile(r"bound to 127\.0\.0\.1:(\d+)")
 

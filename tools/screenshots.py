@@ -82,7 +82,7 @@ def file_display_screens(services: Services, size: tuple[int, int], work: Path,
 def teach_screens(models_dir: Path, work: Path, out: Path) -> None:
     """The teach screen through the real loop, after a few captures of crops of the
     photographs, on a copy of lite0-embed (nothing is taught in `models_dir`)."""
-    from tools.bench_teach import crops
+    from tools.bench.teach import crops
 
     models = work / "teach-models"
     shutil.copytree(models_dir / "lite0-embed", models / "lite0-embed")

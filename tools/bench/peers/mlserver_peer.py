@@ -1,7 +1,7 @@
 """MLServer's idiomatic custom runtime: an `MLModel` taking a V2 request whose BYTES input
 holds base64 JPEGs (MLServer's Base64Codec) and answering JSON strings (StringCodec).
 
-Run by `tools/bench.py` as `mlserver start DIR` in its own virtualenv, with adaptive
+Run by `tools/bench/servers.py` as `mlserver start DIR` in its own virtualenv, with adaptive
 batching on (model-settings.json: max_batch_size, max_batch_time) and
 MLSERVER_PARALLEL_WORKERS=0 so the model runs in the server's process.
 """
@@ -14,7 +14,7 @@ from mlserver import MLModel
 from mlserver.codecs import Base64Codec, StringCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from tools.bench_peers.common import Classifier
+from tools.bench.peers.common import Classifier
 
 
 class OnnxClassifier(MLModel):

@@ -1,7 +1,7 @@
 """KServe's Python model server, idiomatically: a `kserve.Model` whose `predict` takes the
 v1 protocol's `{"instances": [{"image": {"b64": ...}}]}` and returns top-5 labels.
 
-    python -m tools.bench_peers.kserve_peer PORT BUNDLE_DIR   (in a virtualenv with kserve)
+    python -m tools.bench.peers.kserve_peer PORT BUNDLE_DIR   (in a virtualenv with kserve)
 
 KServe's own server has no request batching (that is a sidecar agent in a cluster).
 """
@@ -14,7 +14,7 @@ import sys
 import kserve
 import uvicorn
 
-from tools.bench_peers.common import Classifier
+from tools.bench.peers.common import Classifier
 
 _config_init = uvicorn.Config.__init__
 

@@ -1,7 +1,7 @@
 """The web floor: a do-nothing Flask app on waitress that receives the same multipart upload
 as the box and answers a small JSON body. What any Flask+waitress server costs per request.
 
-    python -m tools.bench_peers.floor PORT
+    python -m tools.bench.peers.floor PORT
 """
 
 from __future__ import annotations

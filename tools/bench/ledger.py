@@ -2,9 +2,9 @@
 (Ledger.admit and Ledger.record, batches written as the service writes them), the time per
 request, and the file's size after them, for a busy day and for a year of use.
 
-    python tools/bench_ledger.py [--requests 1000000] [--models 8] [--runs 3]
+    python tools/bench/ledger.py [--requests 1000000] [--models 8] [--runs 3]
 
-    python tools/bench_ledger.py --cpu [--rounds 10 --block 100]
+    python tools/bench/ledger.py --cpu [--rounds 10 --block 100]
 
 measures the CPU the box spends a request on the default efficientnet-lite0 and the small
 photo through the whole Flask app (admission, decode, model, JSON), the ledger on and off
@@ -13,7 +13,7 @@ machine disturbs it far less. At full throughput a box is CPU-bound, so requests
 go as one over the CPU per request.
 
 Requests per second with and without the ledger over HTTP, side by side in one run:
-    python tools/bench.py --servers appliance --images small --concurrency 16 \\
+    python tools/bench/servers.py --servers appliance --images small --concurrency 16 \\
         --variant ledger-off:usage.enabled=false
 """
 
@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from appliance.ledger import LEDGER_FILE, TOKENS, Ledger
 
@@ -64,7 +65,7 @@ def cpu_per_request(models: Path, rounds: int, block: int) -> dict[str, list[flo
     from appliance import config
     from appliance.api import create_app
     from appliance.services import Services
-    from tools.bench import photos
+    from tools.bench.servers import photos
 
     with tempfile.TemporaryDirectory() as folder:
         shelf = Path(folder) / "models"

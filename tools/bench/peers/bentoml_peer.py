@@ -1,7 +1,7 @@
 """BentoML's idiomatic service: `@bentoml.service` with a batchable API taking the uploaded
 image as a PIL image (BentoML's multipart handling) and answering JSON.
 
-Run by `tools/bench.py` as `bentoml serve tools.bench_peers.bentoml_peer:Classifier` in its
+Run by `tools/bench/servers.py` as `bentoml serve tools.bench.peers.bentoml_peer:Classifier` in its
 own virtualenv, with BENTOML_DO_NOT_TRACK=true and the bundle in BENCH_BUNDLE.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import bentoml
 from PIL.Image import Image
 
-from tools.bench_peers import common
+from tools.bench.peers import common
 
 BATCH = int(os.environ.get("BENCH_MAX_BATCH", "8"))
 

@@ -1,6 +1,6 @@
 """What signing costs: milliseconds and bytes the box's C2PA manifest adds to one result.
 
-    python tools/bench_provenance.py [--models sketch,cutout] [--runs 5] [--signs 50]
+    python tools/bench/provenance.py [--models sketch,cutout] [--runs 5] [--signs 50]
 
 For each bundle, runs the model once on a 512x600 photograph (scikit-image's astronaut,
 resized: nothing is downloaded), encodes the result as the API does (PNG, and JPEG where the
@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = (512, 600)
 
 

@@ -1,7 +1,7 @@
 """The naive baseline: what an afternoon's script looks like. Flask's development server,
 a full decode and resize with Pillow, `session.run` per request.
 
-    python -m tools.bench_peers.naive PORT BUNDLE_DIR
+    python -m tools.bench.peers.naive PORT BUNDLE_DIR
 """
 
 from __future__ import annotations

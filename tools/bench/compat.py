@@ -10,7 +10,7 @@
 - (d) `/metrics` series before and after requests naming random models on
   /v1/vision/custom/NAME, /v1/models/NAME/infer and /doods/detect: the count must not grow.
 
-    python tools/bench_compat.py --out bench-out/compat.json [--models-dir models]
+    python tools/bench/compat.py --out bench-out/compat.json [--models-dir models]
         [--model objects] [--requests 300] [--zmq-seconds 30] [--random 10000]
 
 The rate limit is off in the server it starts (auth.rate_per_minute 0): this measures the
@@ -35,7 +35,7 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 import numpy as np
 from PIL import Image
@@ -44,7 +44,7 @@ from appliance import bundle as bundles
 from appliance import config, imaging, tasks
 from appliance.sessions import cpu_count, create_session
 from tools import frigate_clients
-from tools.bench_client import multipart, percentiles
+from tools.bench.client import multipart, percentiles
 from tools.latency import cpu_name
 from tools.live_server import LiveServer, free_port
 

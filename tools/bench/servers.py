@@ -2,7 +2,7 @@
 servers a user would pick instead: one command, one run, one machine, the same model and
 the same photos.
 
-    python tools/bench.py [--model models/efficientnet-lite0] [--seconds 5]
+    python tools/bench/servers.py [--model models/efficientnet-lite0] [--seconds 5]
         [--servers appliance,floor,naive,mlserver,bentoml,kserve] [--concurrency 1,4,16]
         [--images small,phone] [--variant NAME:KEY=VALUE,...] [--out bench-out]
 
@@ -27,13 +27,15 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
-from tools import bench_bare, bench_contenders, bench_report
-from tools.bench_client import PeakMemory, closed_loop, percentiles
+from tools.bench import bare as bench_bare
+from tools.bench import contenders as bench_contenders
+from tools.bench import report as bench_report
+from tools.bench.client import PeakMemory, closed_loop, percentiles
 from tools.live_server import LiveServer, post_image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 THREE_DEFAULTS = ("efficientnet-lite0", "lite0-embed", "sketch")
 
 

@@ -2,7 +2,7 @@
 each, and one model's latency over HTTP at one request at a time (the camera-software case:
 `objects` on a 320x320 JPEG).
 
-    python tools/bench_defaults.py [--models-dir models] [--model objects] [--size 320]
+    python tools/bench/defaults.py [--models-dir models] [--model objects] [--size 320]
                                    [--seconds 20] [--runs 3] [--state DIR]
 
 Each run starts a fresh `appliance serve` on a loopback port (with `--state`, on one state
@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from PIL import Image, ImageDraw, ImageFont
 
-from tools.bench_client import build_request, closed_loop, multipart
+from tools.bench.client import build_request, closed_loop, multipart
 from tools.live_server import LiveServer, get, post_image
 
 

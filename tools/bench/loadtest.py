@@ -2,7 +2,7 @@
 requests at a multiple of it (open loop: arrivals do not wait for answers) for a fixed time,
 and report the share of 200/503/429, latency p50/p99 and the server's peak resident memory.
 
-    python tools/loadtest.py --model efficientnet-lite0 [--models-dir models] [--factor 2]
+    python tools/bench/loadtest.py --model efficientnet-lite0 [--models-dir models] [--factor 2]
         [--seconds 30] [--rate-limit]      (--rate-limit keeps the per-client limit on)
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from tools.live_server import LiveServer, post_image
 from tools.photos import chelsea_jpeg

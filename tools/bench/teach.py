@@ -2,7 +2,7 @@
 model answering, with 10, 100 and 500 examples; held-out accuracy on small class sets made
 from scikit-image's photographs (random crops and flips); memory added per taught model.
 
-    python tools/bench_teach.py [--sizes 10,100,500] [--repeats 5] [--models-dir models]
+    python tools/bench/teach.py [--sizes 10,100,500] [--repeats 5] [--models-dir models]
         [--ui]
 
 Everything runs in this process through the Flask app (no network): one "last example" is
@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 import numpy as np
 from PIL import Image

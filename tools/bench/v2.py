@@ -1,7 +1,7 @@
 """v2 (Open Inference Protocol) latency against v1 for the same model and picture, side by
 side in one run: v1 with the JPEG, v2 with the preprocessed tensor as binary data and as JSON.
 
-    python tools/bench_v2.py [--model efficientnet-lite0] [--models-dir models] [--rounds 5]
+    python tools/bench/v2.py [--model efficientnet-lite0] [--models-dir models] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from appliance import bundle as bundles
 from appliance import tasks
-from tools.bench_client import multipart
+from tools.bench.client import multipart
 from tools.live_server import LiveServer
 
 

@@ -1,13 +1,13 @@
-"""tools/bench.py runs end to end on a tiny model: the appliance, the web floor and the naive
-server really start, answer and are loaded; the figures are not asserted (performance is
-measured by the tool, never by timed tests). The peers need their own virtualenvs and are
-left to the tool itself."""
+"""tools/bench/servers.py runs end to end on a tiny model: the appliance, the web floor and
+the naive server really start, answer and are loaded; the figures are not asserted
+(performance is measured by the tool, never by timed tests). The peers need their own
+virtualenvs and are left to the tool itself."""
 
 import json
 
 import pytest
 
-from tools import bench
+from tools.bench import servers as bench
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.bench_client import build_request, closed_loop, multipart
+from tools.bench.client import build_request, closed_loop, multipart
 from tools.live_server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".bench" / "venvs"
 # Pinned so a rerun measures the same thing; uvloop 0.22 stops MLServer's worker (an open
 # MLServer bug), hence the cap.
@@ -164,7 +164,7 @@ def appliance(env: dict[str, str], label: str = "appliance") -> Contender:
 def floor() -> Contender:
     def start(bundle: Path, workdir: Path) -> Running:
         port = free_port()
-        process, log = _spawn("floor", [sys.executable, "-m", "tools.bench_peers.floor",
+        process, log = _spawn("floor", [sys.executable, "-m", "tools.bench.peers.floor",
                                         str(port)], workdir, {})
         return Running("web floor", process, port, _multipart_request("/upload"), log)
     return Contender("web floor (Flask+waitress, no model)", "floor", start)
@@ -173,7 +173,7 @@ def floor() -> Contender:
 def naive() -> Contender:
     def start(bundle: Path, workdir: Path) -> Running:
         port = free_port()
-        process, log = _spawn("naive", [sys.executable, "-m", "tools.bench_peers.naive",
+        process, log = _spawn("naive", [sys.executable, "-m", "tools.bench.peers.naive",
                                         str(port), str(bundle)], workdir, {})
         return Running("naive", process, port, _multipart_request("/infer"), log)
     return Contender("naive (Flask dev server)", "naive", start)
@@ -201,7 +201,7 @@ def _mlserver_settings(folder: Path, bundle: Path, http_port: int, grpc_port: in
     """The two JSON files `mlserver start FOLDER` reads: server and model settings."""
     server = {"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port,
               "parallel_workers": 0, "metrics_endpoint": None, "debug": False}
-    model = {"name": "classifier", "implementation": "tools.bench_peers.mlserver_peer."
+    model = {"name": "classifier", "implementation": "tools.bench.peers.mlserver_peer."
              "OnnxClassifier", "parameters": {"uri": str(bundle)},
              "max_batch_size": max_batch, "max_batch_time": 0.002 if max_batch > 1 else 0}
     (folder / "settings.json").write_text(json.dumps(server))
@@ -213,7 +213,7 @@ def bentoml(max_batch: int = 8) -> Contender:
         python = ensure_venv("bentoml")
         port = free_port()
         process, log = _spawn("bentoml", [str(python.parent / "bentoml"), "serve",
-                                          "tools.bench_peers.bentoml_peer:Classifier",
+                                          "tools.bench.peers.bentoml_peer:Classifier",
                                           "--host", "127.0.0.1", "--port", str(port)],
                               workdir, {"BENCH_BUNDLE": str(bundle.resolve()),
                                         "BENCH_MAX_BATCH": str(max_batch),
@@ -227,7 +227,7 @@ def kserve() -> Contender:
     def start(bundle: Path, workdir: Path) -> Running:
         python = ensure_venv("kserve")
         port = free_port()
-        process, log = _spawn("kserve", [str(python), "-m", "tools.bench_peers.kserve_peer",
+        process, log = _spawn("kserve", [str(python), "-m", "tools.bench.peers.kserve_peer",
                                          str(port), str(bundle.resolve())], workdir, {})
         request = _json_request("/v1/models/classifier:predict",
                                 lambda b64: {"instances": [{"image": {"b64": b64}}]})

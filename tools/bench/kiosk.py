@@ -2,7 +2,7 @@
 display, for each default model: the folder camera (a new picture every frame) and the file
 display (PNG frames), as in a headless installation.
 
-    python tools/bench_kiosk.py [--seconds 10] [--size 1920x1080] [--models-dir models]
+    python tools/bench/kiosk.py [--seconds 10] [--size 1920x1080] [--models-dir models]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not this folder
+    sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from appliance import config
 from appliance.hardware.cameras import FolderCamera

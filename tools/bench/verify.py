@@ -1,6 +1,6 @@
 """What a hostile file costs POST /v1/verify: memory and CPU of a real server reading it.
 
-    python tools/bench_verify.py [--manifests 21] [--lists 170000] [--at-once 1] [--runs 3]
+    python tools/bench/verify.py [--manifests 21] [--lists 170000] [--at-once 1] [--runs 3]
 
 Builds the attack's file in a temporary folder: a PNG signed with a key made elsewhere whose
 manifest store holds `--manifests` - 1 signed ingredients, each manifest with an assertion
@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
+if __name__ == "__main__":
+    sys.path[0] = str(ROOT)  # not this folder
 
 
 def attack_file(folder: Path, manifests: int, lists: int) -> bytes:
