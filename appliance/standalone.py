@@ -79,6 +79,7 @@ class StandaloneLoop:
         self.teaching = None  # a teachscreen.TeachSession while the teach screen is up
         self._frame: Image.Image | None = None  # the picture on the teach screen
         self._teach_drawn: tuple[int, int] | None = None
+        self._drawn_size = display.size  # a kiosk page of another shape changes it
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -205,6 +206,7 @@ class StandaloneLoop:
 
     def _next_screen(self) -> Image.Image | None:
         now = self.clock()
+        self._redraw_if_resized()
         if not self.services.registry.loaded:
             self._light("busy")
         elif self.error is None:
@@ -223,6 +225,13 @@ class StandaloneLoop:
         if frame is None:
             return self._idle_screen(now) if self._idle(now) or self.screen is None else None
         return self._frame_screen(frame, now)
+
+    def _redraw_if_resized(self) -> None:
+        """The display's size changed (a kiosk page on a screen of another shape opened):
+        draw the picture on the screen again, for the new size."""
+        if self.display.size != self._drawn_size:
+            self._drawn_size = self.display.size
+            self._seen, self._teach_drawn = -1, None
 
     def _read(self, now: float) -> tuple[int, Image.Image] | None:
         try:

@@ -6,17 +6,20 @@ import json
 import threading
 import time
 
-from flask import Blueprint, Response, current_app, stream_with_context
+from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from appliance.api.admission import admitted
 from appliance.api.common import services
 from appliance.api.web import WEB_DIR
-from appliance.errors import Busy, NotFound
+from appliance.errors import BadRequest, Busy, NotFound
+from appliance.text import one_line
 
 bp = Blueprint("kiosk", __name__)
 STREAM_S = 300.0  # then the browser reconnects by itself: no thread is held forever
 KEEPALIVE_S = 15.0
 STREAM_RETRY_S = 15  # a stream's slot frees when its writer finds the client gone (keep-alive)
+SIDE = (120, 7680)  # a page's screen, each side in pixels: a small panel to an 8K television
+MAX_ASPECT = 4  # its longer side at most 4 times its shorter (32:9 is 3.6)
 
 
 def _screen():
@@ -38,8 +41,11 @@ def kiosk_page():
 @bp.get("/v1/events")
 @admitted(local_view=True)
 def events():
-    """`frame` events with the sequence number of each new screen."""
+    """`frame` events with the sequence number of each new screen; with `width` and
+    `height` (the page's screen in pixels), the frames are drawn for that screen while the
+    stream is open. Raises BadRequest naming a size out of range."""
     screen = _screen()
+    viewport = _viewport()
     stopping = services().stopping
 
     def stream():
@@ -60,8 +66,40 @@ def events():
                    headers={"Retry-After": str(STREAM_RETRY_S)})
     response = Response(stream_with_context(stream()), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    response.call_on_close(slots.release)  # waitress closes the body when the stream ends
+    ticket = screen.watch(viewport) if viewport else None
+
+    def closed() -> None:  # waitress closes the body when the stream ends
+        slots.release()
+        if ticket is not None:
+            screen.unwatch(ticket)
+
+    response.call_on_close(closed)
     return response
+
+
+def _viewport() -> tuple[int, int] | None:
+    """The page's screen from `width` and `height`, or None when neither is given. Raises
+    BadRequest naming the parameter and its range."""
+    given = [name for name in ("width", "height") if name in request.args]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise BadRequest(f"{given[0]} was given without "
+                         f"{'height' if given[0] == 'width' else 'width'}: give both, or neither")
+    width, height = _side("width"), _side("height")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise BadRequest(f"a screen of {width}x{height} is out of range: its longer side can be "
+                         f"at most {MAX_ASPECT} times its shorter")
+    return width, height
+
+
+def _side(name: str) -> int:
+    value = request.args[name]
+    digits = value.isascii() and value.isdigit() and len(value) <= 5
+    if not (digits and SIDE[0] <= int(value) <= SIDE[1]):
+        raise BadRequest(f"{name} must be a whole number of pixels from {SIDE[0]} to {SIDE[1]}, "
+                         f"not {one_line(value[:20])!r}")
+    return int(value)
 
 
 def _stream_cap() -> int:

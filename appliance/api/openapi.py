@@ -57,6 +57,18 @@ def answer_fields() -> dict[str, Any]:
     return fields
 
 
+def _screen_size() -> list[dict]:
+    """/v1/events' width and height: the page's screen, that the frames are drawn for."""
+    from appliance.api.kiosk import MAX_ASPECT, SIDE
+
+    return [{"name": side, "in": "query", "required": False,
+             "description": f"the page's screen {side} in pixels (give both, or neither; the "
+                            f"longer side at most {MAX_ASPECT} times the shorter): frames are "
+                            "drawn for it, within the configured display's pixel count",
+             "schema": {"type": "integer", "minimum": SIDE[0], "maximum": SIDE[1]}}
+            for side in ("width", "height")]
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token",
             403: "token lacks the scope, or a page of another site or a name that is not the "
@@ -276,10 +288,11 @@ def spec() -> dict[str, Any]:
                                "responses": {"200": {"description": "HTML", "content": {
                                    "text/html": {"schema": {"type": "string"}}}}}}},
             "/v1/events": {"get": {"summary": "Server-Sent Events: a `frame` event per new "
-                                              "kiosk screen", "responses": {
+                                              "kiosk screen", "parameters": _screen_size(),
+                                   "responses": {
                 "200": {"description": "event stream", "content": {
                     "text/event-stream": {"schema": {"type": "string"}}}},
-                **_errors(404)}}},
+                **_errors(400, 404)}}},
             "/v1/kiosk/frame.jpg": {"get": {"summary": "the newest kiosk screen", "responses": {
                 "200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {
                     "type": "string", "format": "binary"}}}}, **_errors(404)}}},

@@ -5,13 +5,14 @@ Server-Sent Events) and `luma` (small SPI/I2C panels, optional)."""
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from appliance.config import Display as DisplaySettings
 from appliance.errors import ApplianceError
@@ -140,18 +141,48 @@ def encode(image: Image.Image, bpp: int, stride: int) -> bytes:
 
 
 class KioskDisplay:
-    """Frames for the /kiosk page: kept as JPEG and announced to every /v1/events listener."""
+    """Frames for the /kiosk page: kept as JPEG and announced to every /v1/events listener.
+
+    Frames are drawn for the screen of the newest open page that said its size (`watch`),
+    scaled to at most the configured size's pixel count, so a portrait page gets portrait
+    frames and a stranger cannot make the box draw bigger ones; with no such page, for the
+    configured size."""
 
     def __init__(self, size: tuple[int, int]) -> None:
+        self.configured = size
         self.size = size
+        self._viewers: dict[int, tuple[int, int]] = {}  # open pages' screens, oldest first
+        self._tickets = 0
         self._changed = threading.Condition()
         self.sequence = 0
         self.frame = b""
         self.closed = False
 
+    def watch(self, size: tuple[int, int]) -> int:
+        """A page showing frames on a screen of `size` pixels has opened: draw for it until
+        `unwatch(ticket)`. Returns the ticket."""
+        with self._changed:
+            self._tickets += 1
+            self._viewers[self._tickets] = size
+            self._resize()
+            return self._tickets
+
+    def unwatch(self, ticket: int) -> None:
+        """That page has gone: draw for the newest page still open, else the configured size."""
+        with self._changed:
+            self._viewers.pop(ticket, None)
+            self._resize()
+
+    def _resize(self) -> None:
+        wanted = list(self._viewers.values())[-1] if self._viewers else self.configured
+        self.size = within(wanted, self.configured[0] * self.configured[1])
+
     def show(self, image: Image.Image) -> None:
         buffer = io.BytesIO()
-        fill(image, self.size).save(buffer, "JPEG", quality=85)
+        frame = image.convert("RGB")
+        if frame.size != self.size:  # drawn before a page changed the size: whole, not cut
+            frame = ImageOps.contain(frame, self.size, Image.BILINEAR)
+        frame.save(buffer, "JPEG", quality=85)
         with self._changed:
             self.frame = buffer.getvalue()
             self.sequence += 1
@@ -207,6 +238,13 @@ def _luma_device(driver: str, serial, interface: str):
                 raise DisplayError(f"panel {driver} on {interface} does not answer ({exc}): "
                                    "check the wiring and that I2C/SPI is enabled") from None
     raise DisplayError(f"unknown luma driver {driver!r}: see luma.oled / luma.lcd")
+
+
+def within(size: tuple[int, int], pixels: int) -> tuple[int, int]:
+    """`size` scaled down, keeping its shape, to at most `pixels` pixels (never up)."""
+    width, height = size
+    scale = min(1.0, math.sqrt(pixels / (width * height)))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
 
 
 def open_display(settings: DisplaySettings) -> Display:
