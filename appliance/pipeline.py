@@ -6,7 +6,7 @@ Shared by the HTTP API and `appliance infer`, so both give the same answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,11 +39,9 @@ class Answer:
 
 
 def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int,
-          on_image: Callable[[bytes], None] | None = None,
           budget: DecodeBudget | None = None) -> Answer:
     """Run `runner`'s model on image bytes with the request's options.
 
-    `on_image` receives the bytes once they decoded as a picture (the `push` camera);
     `budget` bounds the memory the decode holds (None: unbounded, for the CLI).
     Raises BadRequest/UnsupportedMedia/PayloadTooLarge for bad input (PayloadTooLarge also
     for an image whose decode would hold more than `budget` allows one), Busy/Unavailable
@@ -58,8 +56,6 @@ def infer(runner: Runner, data: bytes, query: Mapping[str, str], max_pixels: int
                                                 task.decode_hint(bundle.manifest.input),
                                                 budget)
         clock.lap("decode")
-        if on_image is not None:
-            on_image(data)
         return _run(runner, task, image, full_size, opts, clock)
 
 

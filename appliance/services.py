@@ -45,18 +45,14 @@ class Services:
     ledger: Ledger | None = None  # the usage ledger; None: nothing counted
     # With standalone.enabled: the /kiosk page's display (display.kind kiosk), and the
     # camera that uploads to the API feed (camera.kind push). The loop draws on and reads
-    # from these; the API serves and feeds them, from the first request on.
+    # from these; the API serves the one and feeds the other (api/models.feed_push_camera:
+    # each picture /v1's inference routes answered), from the first request on.
     screen: KioskDisplay | None = None
     push_camera: PushCamera | None = None
     loop: StandaloneLoop | None = None  # the standalone loop, while it runs (teach screens)
     stopping: threading.Event = field(default_factory=threading.Event)
     # Requests accepted by the WSGI server but waiting for a worker thread (set by serve()).
     backlog: Callable[[], int] = field(default=lambda: 0)
-
-    def push_frame(self, data: bytes) -> None:
-        """Hand an uploaded picture to the push camera, when there is one."""
-        if self.push_camera is not None:
-            self.push_camera.push(data)
 
     @classmethod
     def build(cls, settings: Settings, admin: str | None = None) -> Services:

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from appliance import config
+from appliance.api import create_app
+from appliance.services import Services
 from tests.conftest import ADMIN, image_bytes, photo_bytes
 
 
@@ -157,13 +160,40 @@ def test_detect_boxes_in_the_uploaded_images_pixels(client):
     assert strict.get_json()["detections"] == []
 
 
-def test_uploads_feed_the_push_camera(client, services):
-    from appliance.hardware.cameras import PushCamera
+@pytest.fixture
+def push_services(tmp_path, models_dir):
+    """Services whose camera is the push camera (camera.kind push, standalone.enabled), as
+    the settings make it, with the tiny models loaded."""
+    pushing = config.load(env={}, overrides={
+        "models.dir": str(models_dir), "state.dir": str(tmp_path / "state"),
+        "standalone.enabled": True, "camera.kind": "push"})
+    with Services.build(pushing, admin=ADMIN) as svc:
+        svc.start(background=False)
+        yield svc
 
-    services.push_camera = PushCamera()
+
+def test_uploads_feed_the_push_camera(push_services):
+    client = create_app(push_services.settings, push_services).test_client()
+    assert push_services.push_camera.read() is None  # nothing sent yet
     client.post("/v1/models/tiny-classify/infer", data=image_bytes((0, 255, 0), size=(30, 20)))
-    number, image = services.push_camera.read()
+    number, image = push_services.push_camera.read()
     assert number == 1 and image.size == (30, 20)  # full size, not the model's draft
+    assert image.getpixel((15, 10))[1] > 200  # the green picture that was sent
+    sent = base64.b64encode(image_bytes((0, 0, 255), size=(12, 10), fmt="PNG")).decode()
+    assert client.post("/v1/infer", json={"image": sent}).status_code == 200
+    number, image = push_services.push_camera.read()
+    assert number == 2 and image.size == (12, 10) and image.getpixel((6, 5)) == (0, 0, 255)
+
+
+def test_bytes_that_are_not_a_picture_never_reach_the_push_camera(push_services):
+    client = create_app(push_services.settings, push_services).test_client()
+    picture = image_bytes((0, 255, 0), size=(30, 20))
+    for junk in (b"not a picture at all", picture[:40]):  # text; a JPEG cut after its header
+        response = client.post("/v1/models/tiny-classify/infer", data=junk)
+        assert response.status_code in (400, 415), response.get_json()
+        assert push_services.push_camera.read() is None
+    assert client.post("/v1/infer", data=picture).status_code == 200
+    assert push_services.push_camera.read()[0] == 1  # the camera was there all along
 
 
 def test_kiosk_routes_are_404_without_the_kiosk_display(client):

@@ -8,6 +8,7 @@ import pytest
 from appliance import config
 from appliance.api.origin import check_origin, host_allowed, hostname_of
 from appliance.errors import Forbidden
+from appliance.hardware.cameras import PushCamera
 from tests.conftest import image_bytes
 
 EVIL = "http://evil.example"
@@ -81,17 +82,16 @@ def test_same_origin_and_programs_are_served(defaults, headers):
 
 
 def test_row35_a_cross_site_post_never_reaches_the_model_or_the_screen(client, services):
-    pushed = []
-    services.push_frame = pushed.append  # what the push camera would put on the screen
+    services.push_camera = PushCamera(budget=services.decodes)  # what goes on the screen
     response = client.post("/v1/infer", data=image_bytes(), content_type="text/plain",
                            headers={"Origin": EVIL})
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "forbidden"
     assert "another site" in response.get_json()["error"]["message"]
-    assert pushed == []
+    assert services.push_camera.read() is None
     ok = client.post("/v1/infer", data=image_bytes(), content_type="image/jpeg",
                      headers={"Origin": "http://localhost"})
-    assert ok.status_code == 200 and len(pushed) == 1
+    assert ok.status_code == 200 and services.push_camera.read()[0] == 1
 
 
 @pytest.mark.parametrize("path", ["/v1/models", "/", "/metrics", "/v2/models/tiny-classify",

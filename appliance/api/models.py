@@ -18,6 +18,7 @@ from appliance.api.common import admin_services, services, uploaded
 from appliance.api.headers import text_headers
 from appliance.errors import BadRequest
 from appliance.pipeline import Answer
+from appliance.services import Services
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
 UPLOAD_HINT = ("send the image as multipart field 'image' (curl -F image=@photo.jpg URL) "
@@ -96,15 +97,30 @@ def activate(name: str):
 
 
 def _infer(runner) -> Response:
-    """One image through `runner`'s model, answered as its task answers."""
+    """One image through `runner`'s model, answered as its task answers; the image is then
+    the push camera's newest frame."""
     svc = services()
     data, options = _image_and_options()
     answer = pipeline.infer(runner, data, options, svc.settings.imaging.max_pixels,
-                            on_image=svc.push_frame, budget=svc.decodes)
+                            budget=svc.decodes)
+    feed_push_camera(svc, data)
     claim = provenance.Claim(answer.model, answer.version, runner.bundle.manifest.task,
                              runner.bundle.manifest.attribution,
                              hashlib.sha256(data).hexdigest(), imaging.sniff(data))
     return _respond(answer, claim)
+
+
+def feed_push_camera(svc: Services, data: bytes) -> None:
+    """Make an upload the push camera's newest frame, when it is the camera (camera.kind
+    push, with standalone.enabled): a phone or a script is then the standalone loop's camera.
+
+    Called by the /v1 inference routes once the model has answered, so only bytes that
+    decoded as a picture get here (pipeline.infer raises for any other). The request decoded
+    them at its model's size; the camera keeps the bytes and decodes them at the screen's
+    size, in the loop's thread and within the same decode budget. Raises nothing.
+    """
+    if svc.push_camera is not None:
+        svc.push_camera.push(data)
 
 
 def _image_and_options() -> tuple[bytes, dict[str, str]]:

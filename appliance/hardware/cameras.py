@@ -83,7 +83,8 @@ class FolderCamera:
 
 
 class PushCamera:
-    """The last image sent to the API becomes the frame (a phone or a script is the camera).
+    """The last picture /v1's inference routes answered becomes the frame (a phone or a
+    script is the camera): `appliance.api.models.feed_push_camera` pushes each one.
 
     Uploads are kept as bytes and decoded here, in the loop's thread, at the screen's size:
     the request path decodes only as much as its model needs. The decode holds its bytes in
