@@ -6,6 +6,7 @@
 - image-to-image: 1 - x (the negative of the image);
 - detect: a two-anchor 'face' finder scored by brightness;
 - segment: the red channel as the mask;
+- edges: the Sobel gradient's magnitude, at any input size;
 - pose: 17 keypoints on a diagonal, scored by brightness.
 """
 
@@ -152,6 +153,8 @@ def manifest(name: str, task: str, **changes: Any) -> dict[str, Any]:
         "detect": {"box_format": "ssd-anchors", "strides": [8], "boxes_tensor": 0,
                    "scores_tensor": 1},
         "segment": {"layout": "NCHW", "channel": 0, "max_side": 64},
+        "edges": {"range": [0.0, 1.0], "color": "gray", "layout": "NCHW", "invert": True,
+                  "max_side": 64},
         "pose": {"score_threshold": 0.3},
     }
     data = {
@@ -198,6 +201,26 @@ def segment_model() -> onnx.ModelProto:
              numpy_helper.from_array(np.array([1], np.int64), "axis")]
     out = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, SIZE, SIZE])
     return _model(nodes, [_input()], [out], inits)
+
+
+def edges_model() -> onnx.ModelProto:
+    """An edge detector at any input size: the grey level's Sobel gradient magnitude
+    (|Gx| + |Gy|) / 4, one plane (edges repeated at the border)."""
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
+    kernels = np.stack([sobel, sobel.T])[:, None] / 4
+    nodes = [helper.make_node("ReduceMean", ["input"], ["grey"], axes=[1], keepdims=1),
+             helper.make_node("Pad", ["grey", "pads"], ["padded"], mode="edge"),
+             helper.make_node("Conv", ["padded", "sobel"], ["gradients"]),
+             helper.make_node("Abs", ["gradients"], ["magnitudes"]),
+             helper.make_node("ReduceSum", ["magnitudes", "channels"], ["edges"], keepdims=1)]
+    inits = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+             numpy_helper.from_array(kernels, "sobel"),
+             numpy_helper.from_array(np.array([1], np.int64), "channels")]
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                          ["batch", 3, "height", "width"])
+    out = helper.make_tensor_value_info("edges", TensorProto.FLOAT,
+                                        ["batch", 1, "height", "width"])
+    return _model(nodes, [image], [out], inits)
 
 
 # Where the tiny pose model puts its 17 keypoints: (y, x) as fractions of its input, along
@@ -264,7 +287,8 @@ def write_crowd(models_dir: Path, name: str, labels: list[str],
 
 
 MODELS = {"classify": classify_model, "embed": embed_model, "image-to-image": negative_model,
-          "detect": faces_model, "segment": segment_model, "pose": pose_model}
+          "detect": faces_model, "segment": segment_model, "pose": pose_model,
+          "edges": edges_model}
 
 
 def write_bundle(models_dir: Path, name: str, task: str = "classify",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from appliance.tasks.base import Task
 from appliance.tasks.classify import Classify
 from appliance.tasks.detect import Detect
+from appliance.tasks.edges import Edges
 from appliance.tasks.embed import Embed
 from appliance.tasks.image_to_image import ImageToImage
 from appliance.tasks.ocr import Ocr
@@ -17,7 +18,7 @@ from appliance.tasks.pose import Pose
 from appliance.tasks.segment import Segment
 
 _TASKS: dict[str, Task] = {task.name: task for task in (
-    Classify(), Detect(), Embed(), ImageToImage(), Segment(), Pose(), Ocr(),
+    Classify(), Detect(), Embed(), ImageToImage(), Segment(), Pose(), Ocr(), Edges(),
 )}
 NAMES = tuple(_TASKS)
 

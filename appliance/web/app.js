@@ -59,7 +59,7 @@ function choose(name) {
 }
 
 // Tasks whose answer is an image: the page asks for it in JSON, curl saves the PNG.
-const IMAGE_TASKS = new Set(["image-to-image", "segment"]);
+const IMAGE_TASKS = new Set(["image-to-image", "edges", "segment"]);
 const ACCENT = "#f97316";
 const SURE = 0.3; // keypoints scored below this are listed by the box but not drawn
 
@@ -301,6 +301,7 @@ const RENDERERS = {
   detect: renderDetect,
   embed: renderEmbed,
   "image-to-image": renderImage,
+  edges: renderImage,
   segment: renderSegment,
   pose: renderPose,
   ocr: renderOcr,
