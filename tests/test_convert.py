@@ -76,6 +76,25 @@ def test_the_gate_fails_then_keeping_nodes_float_passes(tmp_path, images):
         assert "gap" in result.manifest.model["quantization"]["excluded_nodes"]
 
 
+def test_an_unsearched_model_ships_float_with_the_plans_reason(tmp_path, images):
+    # conv_net() passes the gate on its first candidate: left unsearched, nothing is tried.
+    lines = []
+    options = _options(tmp_path, tiny.conv_net(), images, unsearched="measured to fail here")
+    result = convert(options, say=lines.append)
+    report = _report(result)
+    assert report["trials"] == [] and result.manifest.model["precision"] == "fp32"
+    assert report["decision"] == "Float ships without a search: measured to fail here."
+    assert report["float"]["p50_ms"] > 0
+    assert any("no search: float ships" in line for line in lines)
+
+
+def test_the_methods_option_limits_the_calibration_methods(tmp_path, images):
+    options = _options(tmp_path, tiny.conv_net(outlier=True), images, max_fallbacks=0,
+                       methods=("MinMax", "Percentile"))
+    trials = _report(convert(options, say=lambda _: None))["trials"]
+    assert [t["label"].split()[2] for t in trials] == ["MinMax", "Percentile"]
+
+
 def test_no_fallback_means_float_ships(tmp_path, images):
     options = _options(tmp_path, tiny.conv_net(outlier=True), images, max_fallbacks=0)
     result = convert(options, say=lambda _: None)

@@ -165,6 +165,22 @@ def test_a_candidate_that_spoils_the_reading_stays_float_with_its_reason(tmp_pat
     assert any(line.startswith("      rec U8S8") and ": fail" in line for line in lines)
 
 
+def test_a_graph_left_unsearched_ships_float_with_the_plans_reason(tmp_path):
+    # rec_model() passes the gate (test below): left unsearched, it is never tried at all.
+    lines: list[str] = []
+    result = multigraph.build(tmp_path / "models" / "tiny-text", _built(tmp_path, rec_model()),
+                              say=lines.append, pictures=(bars(6, 0), bars(5, 1)),
+                              faster_by=-10.0, max_fallbacks=0, methods=("MinMax",),
+                              unsearched={"rec": "measured to fail here"})
+    report = json.loads((result.path / "report.json").read_text())
+    rec, cls = report["graphs"]["rec"], report["graphs"]["cls"]
+    assert rec["trials"] == [] and result.manifest.graphs["rec"]["precision"] == "fp32"
+    assert rec["decision"] == "Float ships without a search: measured to fail here."
+    assert rec["float"]["p50_ms"] > 0  # still timed, for the report
+    assert [t["label"].split()[2] for t in cls["trials"]] == ["MinMax"]  # methods followed
+    assert "      rec: not searched (tools/plans.py)" in lines
+
+
 def test_fallback_rounds_keep_more_nodes_float_and_are_reported(tmp_path):
     result, report, _ = _convert(tmp_path, rec_model(never=-5000.0), faster_by=-10.0,
                                  max_fallbacks=3)

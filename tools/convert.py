@@ -68,6 +68,7 @@ class Options:
     export_triton: Path | None = None
     methods: tuple[str, ...] = quantization.METHODS
     max_calibration: int = 64
+    unsearched: str = ""  # why float ships without a search (tools/plans.py); "" searches
 
 
 @dataclass
@@ -125,12 +126,16 @@ class Converter:
         pre = work / "pre.onnx"
         onnx.save(modelcheck.name_nodes(onnx.load(str(source))), str(pre))
         note = quantization.preprocess(pre, pre)
-        reference = _outputs(pre, held, spec.name)
         gate_limits = gate.thresholds(self.task, self.o.gate)
-        self._step(4, f"trying candidates for target {quantization.resolve_target(self.o.target)}")
-        reader = calibration.Reader(spec.name, calib)
-        for base in quantization.candidates(self.o.target):
-            self._search(base, pre, reader, held, reference, manifest, gate_limits, work)
+        if self.o.unsearched:
+            self._step(4, "no search: float ships (tools/plans.py)")
+        else:
+            self._step(4, "trying candidates for target "
+                          f"{quantization.resolve_target(self.o.target)}")
+            reference = _outputs(pre, held, spec.name)
+            reader = calibration.Reader(spec.name, calib)
+            for base in quantization.candidates(self.o.target):
+                self._search(base, pre, reader, held, reference, manifest, gate_limits, work)
         self._step(5, "measuring latency on this machine")
         float_latency = self._measure(pre, held[0].tensor, spec.name)
         chosen, decision = self._choose(float_latency)
@@ -250,6 +255,8 @@ class Converter:
 
     def _choose(self, float_latency: dict[str, float]) -> tuple[Trial | None, str]:
         passing = sorted((t for t in self.trials if t.verdict.passed), key=lambda t: t.p50_ms)
+        if self.o.unsearched:
+            return None, f"Float ships without a search: {self.o.unsearched}."
         if not passing:
             return None, ("Float ships: no INT8 candidate stayed within the accuracy gate "
                           f"({self.trials[-1].verdict.reason() if self.trials else 'none'}).")

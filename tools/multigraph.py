@@ -144,13 +144,17 @@ def check_files(built: Any, task: str) -> None:
 
 def build(folder: Path, built: Any, quantize: bool = True,
           say: Callable[[str], None] = print, pictures: tuple[list, list] | None = None,
-          faster_by: float = FASTER_BY, max_fallbacks: int = MAX_FALLBACKS) -> bundles.Bundle:
+          faster_by: float = FASTER_BY, max_fallbacks: int = MAX_FALLBACKS,
+          methods: tuple[str, ...] = quantization.METHODS,
+          unsearched: Mapping[str, str] | None = None) -> bundles.Bundle:
     """Convert `built` (a tools.default_models.Built with `graphs`) into the bundle `folder`.
 
     `pictures` is (calibration, held-out) lists of RGB pictures, by default the task's own
     (text pictures for ocr); `faster_by` is how much faster than float a graph's INT8 must
     run to ship; `max_fallbacks` how many rounds of keeping nodes in float a graph whose
-    every candidate failed gets. quantize=False ships every graph in float.
+    every candidate failed gets; `methods` the calibration methods tried in turn;
+    `unsearched` maps graphs that ship in float without a search to the reason (their
+    report's decision, tools/plans.py). quantize=False ships every graph in float.
     Raises ConvertError (nothing written) for a missing graph file, pictures that never
     reach a graph, or a manifest that does not check out.
     """
@@ -163,7 +167,8 @@ def build(folder: Path, built: Any, quantize: bool = True,
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.work.", dir=folder.parent))
     try:
-        return Conversion(folder, built, manifest, say, work, faster_by, max_fallbacks).run(
+        search = Search(faster_by, max_fallbacks, methods, dict(unsearched or {}))
+        return Conversion(folder, built, manifest, say, work, search).run(
             pictures or default_pictures(manifest["task"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -199,13 +204,23 @@ def _write(folder: Path, manifest: dict, built: Any, chosen: Mapping[str, Try],
         raise ConvertError(exc.message) from None
 
 
+@dataclass(frozen=True)
+class Search:
+    """How the candidates are searched: see `build`."""
+
+    faster_by: float = FASTER_BY
+    max_fallbacks: int = MAX_FALLBACKS
+    methods: tuple[str, ...] = quantization.METHODS
+    unsearched: Mapping[str, str] = field(default_factory=dict)
+
+
 class Conversion:
     """One multi-graph conversion in a scratch folder beside the bundle."""
 
     def __init__(self, folder: Path, built: Any, manifest: dict, say: Callable[[str], None],
-                 work: Path, faster_by: float, max_fallbacks: int = 0) -> None:
+                 work: Path, search: Search) -> None:
         self.folder, self.built, self.manifest, self.say = folder, built, manifest, say
-        self.work, self.faster_by, self.max_fallbacks = work, faster_by, max_fallbacks
+        self.work, self.search = work, search
         self.name, self.task = manifest["name"], manifest["task"]
         self.limits = gate.thresholds(self.task)
         self.graphs = {MAIN: Graph(MAIN, Path(built.source)),
@@ -278,12 +293,15 @@ class Conversion:
         """For each base candidate: MinMax, then Percentile, then Entropy until one passes;
         when none does, the output heads and then more and more of the most damaging nodes
         stay in float (up to max_fallbacks rounds), as tools/convert.py does."""
+        if graph.name in self.search.unsearched:
+            self.say(f"      {graph.name}: not searched (tools/plans.py)")
+            return
         reader = Reader(graph.input_name, [Sample(str(i), t)
                                            for i, t in enumerate(graph.calibration)])
         judged = (probe, floats, held_out, reference)
         for base in quantization.candidates("auto"):
             failed = None
-            for method in quantization.METHODS:
+            for method in self.search.methods:
                 trial = self._try(graph, quantization.with_method(base, method), reader, judged)
                 if trial.verdict.passed:
                     break
@@ -292,14 +310,14 @@ class Conversion:
                 self._fall_back(graph, failed, reader, judged)
 
     def _fall_back(self, graph: Graph, failed: Try, reader: Reader, judged) -> None:
-        if self.max_fallbacks <= 0:
+        if self.search.max_fallbacks <= 0:
             return
         import onnx
 
         heads = quantization.output_heads(onnx.load(str(graph.pre)).graph)
         ranked = quantization.sensitive_nodes(graph.pre, failed.path, reader, self.work)
         step = max(1, len(ranked) // 20)
-        for round_number in range(self.max_fallbacks):
+        for round_number in range(self.search.max_fallbacks):
             groups = ranked[:step * (2 ** round_number) // 2] if round_number else []
             exclude = tuple(dict.fromkeys([*heads, *(n for group in groups for n in group)]))
             candidate = quantization.Candidate(**{**failed.candidate.__dict__,
@@ -342,7 +360,10 @@ class Conversion:
             trial.p50_ms, trial.p95_ms = figures[str(i)]["p50_ms"], figures[str(i)]["p95_ms"]
         graph.float_latency = figures["float"]
         graph.chosen, graph.decision = choose(graph.tries, graph.float_latency["p50_ms"],
-                                              self.faster_by)
+                                              self.search.faster_by)
+        if graph.name in self.search.unsearched:
+            graph.decision = ("Float ships without a search: "
+                              f"{self.search.unsearched[graph.name]}.")
         self.say(f"      {graph.name}: {graph.decision}")
 
     def _combine(self, probe, floats, held_out, reference) -> dict[str, Try]:

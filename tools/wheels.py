@@ -9,6 +9,7 @@ the tools virtualenv and in the TensorFlow one alike.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -54,6 +55,14 @@ def fetch(pin: Pinned, cache: Path) -> Path:
     Raises WheelError with pip's reason when it cannot be fetched.
     """
     cache.mkdir(parents=True, exist_ok=True)
+    # Builds run in parallel (`make -j`) and share the cache: one download at a time, and a
+    # build that waited finds the wheel the other fetched.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_locked(pin, cache)
+
+
+def _fetch_locked(pin: Pinned, cache: Path) -> Path:
     found = _cached(pin, cache)
     if found is not None:
         return _checked(pin, found)
