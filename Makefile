@@ -8,6 +8,7 @@ MODELS_DIR ?= models
 DEFAULT_MODELS := efficientnet-lite0 lite0-embed sketch faces objects cutout pose text
 MANIFESTS := $(foreach m,$(DEFAULT_MODELS),$(MODELS_DIR)/$(m)/manifest.json)
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 # TensorFlow converts three default models' weights to float ONNX at build time only, in a
 # virtualenv of its own: it is heavy (~2 GB) and must never meet torch in $(VENV) or the box.
 TF_VENV ?= .venv-tf
@@ -19,6 +20,15 @@ TF_FLOATS := $(foreach m,$(TF_MODELS),$(MODELS_DIR)/.build/$(m).fp32.onnx)
 TENSORFLOW := $(if $(filter x86_64 amd64,$(shell uname -m)),tensorflow-cpu,tensorflow)==2.21.0
 TF_PACKAGES := '$(TENSORFLOW)' 'tf2onnx==1.17.0' 'onnx==1.23.2' 'onnxruntime==1.32.0' \
 	'numpy==2.4.6' 'protobuf==7.36.2' 'pillow==13.0.0' 'scikit-image==0.26.0'
+
+# Bundles build side by side, one per core, but never more than one per 4 GB of free memory:
+# calibrating HED holds about 4 GB of activations (a 4 GB Raspberry Pi builds one at a time).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); \
+	m=$$(awk '/MemAvailable/ {print int($$2 / 4194304)}' /proc/meminfo 2>/dev/null); \
+	[ "$${m:-1}" -lt 1 ] && m=1; [ "$$n" -lt "$${m:-1}" ] && echo $$n || echo $${m:-1})
+MAKEFLAGS += --jobs=$(JOBS)
+# SEARCH=full: every INT8 candidate for every bundle, ignoring tools/plans.py.
+SEARCH_FLAG := $(if $(filter full,$(SEARCH)),--search)
 
 # Nothing phones home: onnxruntime's pip build looks up a telemetry host unless this is set.
 export ORT_DISABLE_TELEMETRY := 1
@@ -37,12 +47,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@# setuptools warns that an editable install can be shadowed by a folder of the same name:
 	@# not this checkout's layout, and nothing an owner can act on.
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools]'
+	@touch $@
+
+# The test tools come only with `make test`, after the bundles are built: pip must not change
+# the packages under a build that is running.
+$(TEST_STAMP): $(STAMP)
 	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools,test]'
 	@touch $@
 
-# One bundle per run, so a bundle waits only for its own float source.
+# One bundle per run, so a bundle waits only for its own float source and bundles build in
+# parallel.
 $(MODELS_DIR)/%/manifest.json: | $(STAMP)
-	$(PY) tools/default_models.py --out $(MODELS_DIR) --only $*
+	$(PY) tools/default_models.py --out $(MODELS_DIR) --only $* $(SEARCH_FLAG)
 
 $(TF_STAMP):
 	@test -x $(TF_PY) || $(PYTHON) -m venv $(TF_VENV)
@@ -56,12 +73,14 @@ tf-venv: $(TF_STAMP)
 $(TF_FLOATS): $(MODELS_DIR)/.build/%.fp32.onnx: | $(TF_STAMP)
 	$(TF_PY) tools/tf_models.py --out $(MODELS_DIR)/.build --only $*
 
-# Their bundles need the float file only when they are built: a box given built bundles
-# never makes $(TF_VENV) (an order-only prerequisite would be made even then).
-$(foreach m,$(TF_MODELS),$(MODELS_DIR)/$(m)/manifest.json): $(MODELS_DIR)/%/manifest.json: | $(STAMP)
-	@test -f $(MODELS_DIR)/.build/$*.fp32.onnx -a -f $(MODELS_DIR)/.build/$*.source.json || \
-		$(MAKE) --no-print-directory $(MODELS_DIR)/.build/$*.fp32.onnx
-	$(PY) tools/default_models.py --out $(MODELS_DIR) --only $*
+# Their bundles need the float file only when they are built and it is missing: a box given
+# built bundles never makes $(TF_VENV) (an order-only prerequisite would be made even then).
+# Decided when the Makefile is read, so one make builds $(TF_VENV) once for all three.
+tf_float_needed = $(and $(if $(wildcard $(MODELS_DIR)/$(1)/manifest.json),,yes),\
+	$(if $(wildcard $(MODELS_DIR)/.build/$(1).fp32.onnx),$(if $(wildcard \
+	$(MODELS_DIR)/.build/$(1).source.json),,yes),yes))
+$(foreach m,$(TF_MODELS),$(if $(call tf_float_needed,$(m)),$(eval \
+	$(MODELS_DIR)/$(m)/manifest.json: $(MODELS_DIR)/.build/$(m).fp32.onnx)))
 
 models: $(STAMP) $(MANIFESTS)
 
@@ -69,13 +88,14 @@ run: models
 	$(VENV)/bin/appliance serve --host $(HOST) --port $(PORT) --models-dir $(MODELS_DIR)
 
 test: models
+	@$(MAKE) --no-print-directory $(TEST_STAMP)
 	$(PY) -m ruff check appliance tools tests
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -m "not slow and not default_models"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check appliance tools tests
 
 bench: models
