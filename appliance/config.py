@@ -188,8 +188,11 @@ class Display:
     kind: str = setting("none", "none, file, framebuffer, kiosk or luma")
     path: str = setting("", "file: output folder; framebuffer: device (/dev/fb0); "
                         "luma: driver:interface, e.g. ssd1306:i2c")
-    width: int = setting(1920, "file and kiosk: screen width in pixels")
-    height: int = setting(1080, "file and kiosk: screen height in pixels")
+    width: int = setting(1920, "file: screen width in pixels; kiosk: the width until a "
+                         "/kiosk page says its screen's, and with height the most pixels a "
+                         "frame drawn for a page has")
+    height: int = setting(1080, "file: screen height in pixels; kiosk: the height until a "
+                          "/kiosk page says its screen's")
     keep_frames: int = setting(100, "file: how many frames to keep on disk")
 
 

@@ -1,5 +1,5 @@
 """Screenshots of every gallery screen at 1920x1080 and 480x800, from the file display and
-from /kiosk in headless Chromium, for docs/screens/ and the README.
+from /kiosk in headless Chromium (also at 800x480), for docs/screens/ and the README.
 
     python tools/screenshots.py [--out docs/screens] [--models-dir models]
 """
@@ -26,6 +26,7 @@ from appliance.services import Services
 from appliance.standalone import StandaloneLoop
 
 SIZES = ((1920, 1080), (480, 800))
+KIOSK_SIZES = (*SIZES, (800, 480))  # /kiosk also on a small landscape panel
 RESULTS = {"efficientnet-lite0": "chelsea", "sketch": "astronaut", "faces": "astronaut",
            "lite0-embed": "coffee", "objects": "chelsea", "cutout": "astronaut",
            "pose": "astronaut", "text": "sign"}
@@ -123,33 +124,40 @@ def screens_status(kiosk: StandaloneLoop) -> Image.Image:
 
 
 def kiosk_page_screens(models_dir: Path, work: Path, out: Path) -> None:
-    """/kiosk in headless Chromium, served by `appliance serve --standalone`."""
+    """/kiosk in headless Chromium, served by `appliance serve --standalone` with the display
+    at its default size (1920x1080): each page gets frames drawn for its own screen."""
     from playwright.sync_api import sync_playwright
 
     from tools.live_server import LiveServer
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     camera = photo("chelsea", work / "kiosk-camera")
-    for width, height in SIZES:
+    for width, height in KIOSK_SIZES:
         env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_CAMERA_KIND": "folder",
                "APPLIANCE_CAMERA_PATH": str(camera), "APPLIANCE_DISPLAY_KIND": "kiosk",
-               "APPLIANCE_DISPLAY_WIDTH": str(width), "APPLIANCE_DISPLAY_HEIGHT": str(height),
                "APPLIANCE_MODELS_ACTIVE": "efficientnet-lite0"}
         with LiveServer(models_dir, work / f"state-{width}", env=env) as live, \
                 sync_playwright() as playwright:
-            live.wait_ready()
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(live.url + "/kiosk")
-            page.wait_for_function("Number(document.getElementById('screen').dataset.sequence)"
-                                   " > 0")
-            save_png = work / "kiosk.png"
-            page.screenshot(path=str(save_png))
-            save(Image.open(save_png), out, f"kiosk-status-{width}x{height}")
+            page.goto(live.url + "/kiosk")  # while the models load: the status card
+            page.wait_for_function(f"screen.naturalWidth === {width} && "
+                                   f"screen.naturalHeight === {height}")
+            loading = _screenshot(page)
+            live.wait_ready()
+            page.wait_for_timeout(1000)  # a frame with the models loaded
+            ready = _screenshot(page)
+            status = ready if ready.getpixel((4, 4)) == loading.getpixel((4, 4)) else loading
+            save(status, out, f"kiosk-status-{width}x{height}")  # the card, if still up
             page.wait_for_timeout(9000)  # past the status card: the result
-            page.screenshot(path=str(save_png))
-            save(Image.open(save_png), out, f"kiosk-result-{width}x{height}")
+            save(_screenshot(page), out, f"kiosk-result-{width}x{height}")
             browser.close()
+
+
+def _screenshot(page) -> Image.Image:
+    import io
+
+    return Image.open(io.BytesIO(page.screenshot())).convert("RGB")
 
 
 def main(argv: list[str] | None = None) -> int:
