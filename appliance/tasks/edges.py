@@ -25,7 +25,6 @@ from appliance.tasks.image_to_image import FORMAT, ImageToImage, output_size
 from appliance.tasks.preprocess import Geometry, to_tensor
 
 MULTIPLE = 16  # the model's sides: HED pools four times
-REACH = 32  # how many pixels along a weak edge hysteresis follows from a strong one
 DIRECTION_BLURS = 3  # [1, 2, 1] filters before the direction across an edge is taken
 WIDEST = 2.0  # decode for photos up to 2:1 without losing the model's pixels
 # (dx, dy) of one step across an edge whose normal is at 0, 45, 90 and 135 degrees.
@@ -69,11 +68,15 @@ class Edges(ImageToImage):
         """The map at the answer's size, thinned, inked and drawn `line` pixels wide.
         Raises ValueError when the output is not one plane."""
         spec = ctx.bundle.manifest.output
-        strength = edge_map(np.asarray(ctx.output(outputs)), spec)
+        edge_plane = edge_map(np.asarray(ctx.output(outputs)), spec)
         size = output_size(ctx.geometry.source_size, spec["max_side"])
-        strength = np.asarray(Image.fromarray(strength, "F").resize(size, Image.BICUBIC))
+        strength = np.asarray(Image.fromarray(edge_plane, "F").resize(size, Image.BICUBIC))
+        # The direction across each edge is taken on the model's own (smaller) map.
+        bins = Image.fromarray(normal_bins(edge_plane).view(np.uint8), "L")
+        bins = np.asarray(bins.resize(size, Image.NEAREST)).view(np.int8)
         low, high = spec["ink"]
-        ink = widen(inked(hysteresis(thin(strength), low, high), low, high), ctx.opts["line"])
+        kept = hysteresis(thin(strength, bins, least=low), low, high)
+        ink = widen(inked(kept, low, high), ctx.opts["line"])
         pixels = np.rint(255.0 * (1.0 - ink) if spec["invert"] else 255.0 * ink)
         image = Image.fromarray(pixels.astype(np.uint8), "L")
         return Result(body={"width": image.width, "height": image.height}, image=image)
@@ -105,35 +108,43 @@ def edge_map(tensor: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
     return np.clip((plane.astype(np.float32) - low) / (high - low), 0.0, 1.0)
 
 
-def thin(strength: np.ndarray) -> np.ndarray:
+def thin(strength: np.ndarray, bins: np.ndarray | None = None,
+         least: float = 0.0) -> np.ndarray:
     """Non-maximum suppression: each pixel's strength where it is the largest across its
-    edge, zero elsewhere. Across is along the normal (to the nearest 45 degrees), one pixel
-    either way, interpolated on the diagonals as edgesNms does (a whole diagonal step would
-    skip the ridge's other pixels and leave a staircase two wide). Of a flat ridge the first
-    pixel is kept, so a line is one pixel wide."""
+    edge, zero elsewhere (and where it is under `least`, not looked at). Across is along the
+    normal (`bins`, from `normal_bins` of this map when not given), one pixel either way,
+    interpolated on the diagonals as edgesNms does (a whole diagonal step would skip the
+    ridge's other pixels and leave a staircase two wide). Of a flat ridge the first pixel is
+    kept, so a line is one pixel wide."""
     smooth = blur(strength)  # a quantized model's flat ridge top gets one crest
-    bins = normal_bins(smooth)
-    padded = np.pad(smooth, 1, mode="edge")
-    keep = np.zeros(strength.shape, dtype=bool)
+    bins = normal_bins(smooth) if bins is None else bins
+    height, width = strength.shape
+    padded = np.pad(smooth, 1, mode="edge").ravel()
+    found = np.flatnonzero(strength >= least) if least > 0 else np.arange(strength.size)
+    where = found + (found // width) * 2 + width + 3  # each pixel's index in `padded`
+    kind = bins.ravel()[found]
+    keep = np.zeros(found.size, dtype=bool)
     for index, (dx, dy) in enumerate(STEPS):
-        before, after = neighbour(padded, -dx, -dy), neighbour(padded, dx, dy)
-        keep |= (bins == index) & (smooth > before) & (smooth >= after)
-    return np.where(keep, strength, np.float32(0))
+        chosen = np.flatnonzero(kind == index)
+        at = where[chosen]
+        centre = padded[at]
+        before, after = (across(padded, at, centre, dx * sign, dy * sign * (width + 2))
+                         for sign in (-1, 1))
+        keep[chosen] = (centre > before) & (centre >= after)
+    out = np.zeros(strength.size, np.float32)
+    out[found[keep]] = strength.ravel()[found[keep]]
+    return out.reshape(height, width)
 
 
-def neighbour(padded: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """The map one pixel away in direction (dx, dy) from each pixel of `padded`'s inside
-    (padded by one): the pixel itself straight across, bilinear on a diagonal."""
-    height, width = padded.shape[0] - 2, padded.shape[1] - 2
-
-    def at(x: int, y: int) -> np.ndarray:
-        return padded[1 + y:1 + y + height, 1 + x:1 + x + width]
-
-    if dx == 0 or dy == 0:
-        return at(dx, dy)
+def across(padded: np.ndarray, at: np.ndarray, centre: np.ndarray, dx: int,
+           down: int) -> np.ndarray:
+    """The flat map `padded` one pixel from each index `at` in direction (dx, down / row):
+    the pixel itself straight across, bilinear on a diagonal."""
+    if dx == 0 or down == 0:
+        return padded[at + dx + down]
     a = np.float32(np.sqrt(0.5))
-    return ((1 - a) ** 2 * at(0, 0) + a * (1 - a) * (at(dx, 0) + at(0, dy))
-            + a * a * at(dx, dy))
+    return ((1 - a) ** 2 * centre + a * (1 - a) * (padded[at + dx] + padded[at + down])
+            + a * a * padded[at + dx + down])
 
 
 def normal_bins(strength: np.ndarray) -> np.ndarray:
@@ -162,19 +173,43 @@ def blur(image: np.ndarray) -> np.ndarray:
 
 
 def hysteresis(strength: np.ndarray, low: float, high: float) -> np.ndarray:
-    """`strength` where a line of pixels of at least `low` joins it (8-connected, within
-    REACH steps) to a pixel of at least `high`, zero elsewhere: weak edges are kept as
-    parts of strong ones, not as specks on their own (Canny's hysteresis)."""
-    weak = strength >= low
-    lines = strength >= high
-    for _ in range(REACH):
-        padded = np.pad(lines, 1)
-        rows = padded[:-2] | padded[1:-1] | padded[2:]
-        grown = (rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]) & weak
-        if np.array_equal(grown, lines):
-            break
-        lines = grown
-    return np.where(lines, strength, np.float32(0))
+    """`strength` where a line of pixels of at least `low` joins it (8-connected) to a
+    pixel of at least `high`, zero elsewhere: weak edges are kept as parts of strong ones,
+    not as specks on their own (Canny's hysteresis)."""
+    height, width = strength.shape
+    found = np.flatnonzero(strength >= low)
+    out = np.zeros(strength.size, np.float32)
+    if found.size:
+        labels = components(found + (found // width) * 2 + width + 3, width + 2)
+        values = strength.ravel()[found]
+        strong = np.zeros(found.size, dtype=bool)
+        strong[labels[values >= high]] = True
+        kept = found[strong[labels]]
+        out[kept] = strength.ravel()[kept]
+    return out.reshape(height, width)
+
+
+def components(cells: np.ndarray, row: int) -> np.ndarray:
+    """The 8-connected components of `cells` (sorted flat indices into a map `row` wide
+    whose border holds none): for each cell, the position in `cells` of its component's
+    first cell. Roots hung under smaller roots, then pointer jumping (Shiloach-Vishkin):
+    a few rounds, even for long lines."""
+    first, second = [], []
+    for step in (1, row - 1, row, row + 1):  # each neighbour pair once
+        at = np.minimum(np.searchsorted(cells, cells + step), cells.size - 1)
+        joined = np.flatnonzero(cells[at] == cells + step)
+        first.append(joined)
+        second.append(at[joined])
+    a, b = np.concatenate(first + second), np.concatenate(second + first)
+    labels = np.arange(cells.size)  # always each cell's root: labels[root] == root
+    while True:
+        hooked = labels.copy()
+        np.minimum.at(hooked, labels[b], labels[a])  # a root hangs under a smaller one
+        while not np.array_equal(jumped := hooked[hooked], hooked):
+            hooked = jumped
+        if np.array_equal(hooked, labels):
+            return labels
+        labels = hooked
 
 
 def inked(strength: np.ndarray, low: float, high: float) -> np.ndarray:
