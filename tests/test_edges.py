@@ -68,6 +68,33 @@ def test_hysteresis_keeps_weak_edges_joined_to_strong_ones_and_drops_specks():
     assert kept.sum() == pytest.approx(thinned[5].sum())
 
 
+def _grown(thinned: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Hysteresis the slow way: grow the strong pixels through the weak ones until still."""
+    weak, lines = thinned >= low, thinned >= high
+    while True:
+        padded = np.pad(lines, 1)
+        grown = np.zeros_like(lines)
+        for dy in range(3):
+            for dx in range(3):
+                grown |= padded[dy:dy + lines.shape[0], dx:dx + lines.shape[1]]
+        grown &= weak
+        if (grown == lines).all():
+            return np.where(lines, thinned, 0)
+        lines = grown
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hysteresis_follows_weak_edges_however_long_as_growing_would(seed):
+    rng = np.random.default_rng(seed)
+    thinned = (rng.random((60, 70)) * (rng.random((60, 70)) > 0.45)).astype(np.float32)
+    spiral = np.zeros((60, 70), np.float32)  # one weak line 160 pixels long ...
+    spiral[10, 2:68] = spiral[10:41, 67] = spiral[40, 2:68] = 0.2
+    spiral[40, 2] = 0.9  # ... strong at its far end
+    for case in (thinned, spiral):
+        assert np.array_equal(edges.hysteresis(case, 0.1, 0.8), _grown(case, 0.1, 0.8))
+    assert (edges.hysteresis(spiral, 0.1, 0.8) > 0).sum() == 66 + 31 + 66 - 2
+
+
 def test_ink_runs_from_nothing_below_low_to_black_from_high():
     assert edges.inked(np.array([0.05, 0.1, 0.3, 0.5, 0.9]), 0.1, 0.5).tolist() == \
         pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
