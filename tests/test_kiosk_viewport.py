@@ -63,6 +63,27 @@ def test_the_newest_page_wins_and_the_older_one_takes_over_when_it_goes(client, 
     older.close()
 
 
+def test_a_visitors_page_cannot_reshape_the_installations_screen(client, loop):
+    # The box's own browser (loopback) shows the wall; a phone on the network opens the
+    # stream later with a screen of another shape (no token is set here, so it is admitted).
+    def phone():
+        response = client.get("/v1/events?width=270&height=480", buffered=False,
+                              environ_base={"REMOTE_ADDR": "192.0.2.7"})
+        assert response.status_code == 200, response.data
+        return response
+
+    wall = _watch(client, "?width=400&height=300")
+    visitor = phone()
+    loop.tick()
+    assert _frame(client).size == (400, 300)  # the wall's shape, not the newer phone's
+    visitor.close()
+    wall.close()
+    visitor = phone()  # with no page on the box itself, a page from the network is drawn for
+    loop.tick()
+    assert _frame(client).size == (270, 480)
+    visitor.close()
+
+
 def test_a_bigger_screen_is_drawn_within_the_configured_pixels(client, loop):
     stream = _watch(client, "?width=3840&height=2160")  # a stranger asks for 4K frames
     loop.tick()

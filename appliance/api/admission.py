@@ -121,7 +121,7 @@ def _model(policy: Policy, kwargs: dict) -> str | None:
 
 
 def _authorize(svc, policy: Policy) -> None:
-    if policy.local_view and _loopback(request.remote_addr):
+    if policy.local_view and loopback(request.remote_addr):
         return
     svc.auth.require_infer(_header(policy), policy.how)
 
@@ -162,7 +162,8 @@ def count(svc, name: str | None, status: int, seconds: float, token: str | None)
         svc.ledger.record(label, token, status < 400)
 
 
-def _loopback(address: str | None) -> bool:
+def loopback(address: str | None) -> bool:
+    """Whether `address` (a request's remote address) is this machine's loopback."""
     try:
         return ipaddress.ip_address(address or "").is_loopback
     except ValueError:

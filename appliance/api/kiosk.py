@@ -8,7 +8,7 @@ import time
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from appliance.api.admission import admitted
+from appliance.api.admission import admitted, loopback
 from appliance.api.common import services
 from appliance.api.web import WEB_DIR
 from appliance.errors import BadRequest, Busy, NotFound
@@ -66,7 +66,7 @@ def events():
                    headers={"Retry-After": str(STREAM_RETRY_S)})
     response = Response(stream_with_context(stream()), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    ticket = screen.watch(viewport) if viewport else None
+    ticket = screen.watch(viewport, local=loopback(request.remote_addr)) if viewport else None
 
     def closed() -> None:  # waitress closes the body when the stream ends
         slots.release()

@@ -146,24 +146,26 @@ class KioskDisplay:
     Frames are drawn for the screen of the newest open page that said its size (`watch`),
     scaled to at most the configured size's pixel count, so a portrait page gets portrait
     frames and a stranger cannot make the box draw bigger ones; with no such page, for the
-    configured size."""
+    configured size. A page in the box's own browser (the installation's screen) wins over
+    pages from the network, however new: a visitor's phone cannot reshape the wall."""
 
     def __init__(self, size: tuple[int, int]) -> None:
         self.configured = size
         self.size = size
-        self._viewers: dict[int, tuple[int, int]] = {}  # open pages' screens, oldest first
+        # open pages' screens and whether each is on this machine, oldest first
+        self._viewers: dict[int, tuple[tuple[int, int], bool]] = {}
         self._tickets = 0
         self._changed = threading.Condition()
         self.sequence = 0
         self.frame = b""
         self.closed = False
 
-    def watch(self, size: tuple[int, int]) -> int:
-        """A page showing frames on a screen of `size` pixels has opened: draw for it until
-        `unwatch(ticket)`. Returns the ticket."""
+    def watch(self, size: tuple[int, int], local: bool = False) -> int:
+        """A page showing frames on a screen of `size` pixels has opened (`local`: in a
+        browser on this machine): draw for it until `unwatch(ticket)`. Returns the ticket."""
         with self._changed:
             self._tickets += 1
-            self._viewers[self._tickets] = size
+            self._viewers[self._tickets] = (size, local)
             self._resize()
             return self._tickets
 
@@ -174,7 +176,9 @@ class KioskDisplay:
             self._resize()
 
     def _resize(self) -> None:
-        wanted = list(self._viewers.values())[-1] if self._viewers else self.configured
+        local = [size for size, here in self._viewers.values() if here]
+        pages = local or [size for size, _ in self._viewers.values()]
+        wanted = pages[-1] if pages else self.configured
         self.size = within(wanted, self.configured[0] * self.configured[1])
 
     def show(self, image: Image.Image) -> None:
