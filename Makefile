@@ -70,8 +70,12 @@ $(TF_STAMP):
 tf-venv: $(TF_STAMP)
 
 # The float ONNX of a TensorFlow-sourced model, checked against TensorFlow's own output.
+# TensorFlow's own notices (oneDNN, deprecations, the custom op tf2onnx leaves for the build
+# to replace) go to a log beside the file, shown only when the conversion fails.
 $(TF_FLOATS): $(MODELS_DIR)/.build/%.fp32.onnx: | $(TF_STAMP)
-	$(TF_PY) tools/tf_models.py --out $(MODELS_DIR)/.build --only $*
+	@mkdir -p $(MODELS_DIR)/.build
+	$(TF_PY) tools/tf_models.py --out $(MODELS_DIR)/.build --only $* \
+		2> $(MODELS_DIR)/.build/$*.tf.log || { cat $(MODELS_DIR)/.build/$*.tf.log >&2; exit 1; }
 
 # Their bundles need the float file only when they are built and it is missing: a box given
 # built bundles never makes $(TF_VENV) (an order-only prerequisite would be made even then).

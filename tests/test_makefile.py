@@ -42,7 +42,7 @@ def test_a_first_build_makes_tensorflows_venv_once_then_each_float_before_its_bu
                for line in lines) == 1
     for name in TF_MODELS:
         convert = next(i for i, line in enumerate(lines)
-                       if "tools/tf_models.py" in line and line.endswith(f"--only {name}"))
+                       if "tools/tf_models.py" in line and f"--only {name} " in line)
         bundle = next(i for i, line in enumerate(lines)
                       if "tools/default_models.py" in line and f"--only {name}" in line)
         assert convert < bundle
