@@ -148,6 +148,30 @@ def _reads(picture, rec) -> list[str]:
         return [line["text"] for line in pipeline.answer(picture).body["lines"]]
 
 
+def test_a_shared_memo_runs_each_graph_once_per_input_and_answers_the_same(tmp_path):
+    built = _built(tmp_path, rec_model())
+    probe = bundles.Bundle(tmp_path, bundles.parse_manifest(
+        {**MANIFEST, "graphs": {n: {"file": f"{n}.onnx", "sha256": "0" * 64,
+                                    "precision": "fp32"} for n in ("cls", "rec")}}), LABELS)
+    paths = {"model": built.source, **built.graphs}
+    memo: multigraph.Memo = {}
+    first = multigraph.Pipeline(probe, paths, memo).answer(three_bars()).body
+    runs = len(memo)
+    assert {key[0] for key in memo} == {str(path) for path in paths.values()}  # each ran
+    again_pipeline = multigraph.Pipeline(probe, paths, memo)
+    again = again_pipeline.answer(three_bars()).body
+    assert len(memo) == runs and again == first  # nothing ran twice, the same answer
+    assert again == multigraph.Pipeline(probe, paths).answer(three_bars()).body  # no memo
+    # What a caller does to the outputs it gets never reaches the memo.
+    key = next(k for k in memo if k[0] == str(built.source))
+    tensor, _ = again_pipeline.task.prepare(three_bars(), probe.manifest.input)
+    outputs = again_pipeline._run("model", tensor, None)
+    kept = [o.copy() for o in memo[key]]
+    for output in outputs:
+        output[...] = 0
+    assert all(np.array_equal(a, b) for a, b in zip(memo[key], kept, strict=True))
+
+
 def test_a_candidate_that_spoils_the_reading_stays_float_with_its_reason(tmp_path):
     result, report, lines = _convert(tmp_path, rec_model(never=-5000.0), faster_by=-10.0)
     rec = report["graphs"]["rec"]
