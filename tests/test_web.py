@@ -274,3 +274,49 @@ def test_the_token_field_only_on_a_box_that_asks_for_one(page, models_dir, tmp_p
         page.dispatch_event("#token", "change")
         page.wait_for_selector(".card[aria-checked='true']")
         assert page.locator("#token-box").is_visible()  # still there to change it
+
+
+def test_a_sketch_with_its_line_weight_asked_again(models_dir, tmp_path):
+    from tests import models as tiny
+    from tests.test_edges import _boundary_photo
+
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
+    tiny.write_bundle(models_dir, "tiny-edges", "edges",
+                      input={**tiny.manifest("x", "edges")["input"], "size": [32, 32]})
+    photo = tmp_path / "boundary.png"
+    photo.write_bytes(_boundary_photo())
+    with LiveServer(models_dir, tmp_path / "state") as live, \
+            sync_api.sync_playwright() as playwright:
+        live.wait_ready()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(live.url + "/")
+        page.wait_for_selector(".card[data-name='tiny-edges']")
+        page.click(".card[data-name='tiny-edges']")
+        page.set_input_files("#file", str(photo))
+        first = page.wait_for_selector("#output-image").get_attribute("src")
+        assert page.locator("#line").input_value() == "2"
+        assert page.locator("#curl").inner_text().endswith("tiny-edges/infer?line=2 -o result.png")
+        page.select_option("#line", "5")
+        page.wait_for_function("(first) => { const image = document.getElementById("
+                               "'output-image'); return image && image.src !== first; }",
+                               arg=first)
+        assert page.locator("#line").input_value() == "5"
+        assert page.locator("#curl").inner_text().endswith("infer?line=5 -o result.png")
+        assert _dark_columns(page) == 5 and _dark_columns(page, first) == 2
+        browser.close()
+
+
+def _dark_columns(page, src: str | None = None) -> int:
+    """How many pixels of the drawing's middle row are dark (the line's width)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    src = src or page.get_attribute("#output-image", "src")
+    image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L")
+    return int((np.asarray(image)[image.height // 2] < 128).sum())

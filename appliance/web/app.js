@@ -1,6 +1,6 @@
 "use strict";
 // The upload page: list models as cards, post the dropped image, show the result.
-const state = { models: [], chosen: null, file: null, ticket: 0 };
+const state = { models: [], chosen: null, file: null, ticket: 0, line: 2 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = "") {
@@ -61,6 +61,17 @@ function choose(name) {
 // Tasks whose answer is an image: the page asks for it in JSON, curl saves the PNG.
 const IMAGE_TASKS = new Set(["image-to-image", "edges", "segment"]);
 const ACCENT = "#f97316";
+// The edges task's `line` option (appliance/tasks/edges.py): its range and default.
+const LINES = [1, 2, 3, 4, 5, 6];
+
+function query(model) {
+  // What the page asks for: an image in JSON, and an edges model's line weight.
+  const params = new URLSearchParams();
+  if (IMAGE_TASKS.has(model.task)) params.set("format", "json");
+  if (model.task === "edges") params.set("line", state.line);
+  const text = params.toString();
+  return text ? "?" + text : "";
+}
 const SURE = 0.3; // keypoints scored below this are listed by the box but not drawn
 
 function showCurl() {
@@ -68,7 +79,8 @@ function showCurl() {
   const url = `${location.origin}/v1/models/${state.chosen.name}/infer`;
   const out = IMAGE_TASKS.has(state.chosen.task) ? " -o result.png" : "";
   const auth = $("token").value.trim() ? " -H 'Authorization: Bearer TOKEN'" : "";
-  $("curl").textContent = `curl -F image=@photo.jpg${auth} ${url}${out}`;
+  const line = state.chosen.task === "edges" ? `?line=${state.line}` : "";
+  $("curl").textContent = `curl -F image=@photo.jpg${auth} ${url}${line}${out}`;
 }
 
 function pick(file) {
@@ -88,7 +100,7 @@ async function run() {
   form.append("image", state.file);
   const model = state.chosen;
   const ticket = ++state.ticket; // a later run (another model, another photo) wins
-  const url = `/v1/models/${model.name}/infer${IMAGE_TASKS.has(model.task) ? "?format=json" : ""}`;
+  const url = `/v1/models/${model.name}/infer${query(model)}`;
   try {
     const response = await fetch(url, { method: "POST", body: form, headers: authHeaders() });
     const body = await response.json();
@@ -123,6 +135,25 @@ function renderImage(body, output) {
   output.append(el("img", { src, alt: `${body.model} result`, id: "output-image" }));
   output.append(el("a", { href: src, download: `${body.model}.png`, class: "download" },
     "Download"));
+}
+
+function renderEdges(body, output) {
+  // The drawing, and its line weight: a change asks the box again.
+  renderImage(body, output);
+  const select = el("select", { id: "line" });
+  for (const n of LINES) {
+    const option = el("option", { value: n }, `${n} px`);
+    if (n === state.line) option.selected = true;
+    select.append(option);
+  }
+  select.addEventListener("change", () => {
+    state.line = Number(select.value);
+    showCurl();
+    run();
+  });
+  const label = el("label", { class: "line-weight" }, "Line ");
+  label.append(select);
+  output.append(label);
 }
 
 function renderDetect(body, output) {
@@ -301,7 +332,7 @@ const RENDERERS = {
   detect: renderDetect,
   embed: renderEmbed,
   "image-to-image": renderImage,
-  edges: renderImage,
+  edges: renderEdges,
   segment: renderSegment,
   pose: renderPose,
   ocr: renderOcr,
