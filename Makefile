@@ -47,13 +47,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@# setuptools warns that an editable install can be shadowed by a folder of the same name:
 	@# not this checkout's layout, and nothing an owner can act on.
-	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools,provenance]'
 	@touch $@
 
-# The test tools come only with `make test`, after the bundles are built: pip must not change
+# The box signs its results (the provenance extra) from the first `make run`. The test tools
+# come only with `make test`, after the bundles are built: pip must not change
 # the packages under a build that is running.
 $(TEST_STAMP): $(STAMP)
-	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools,test]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[tools,provenance,test]'
 	@touch $@
 
 # One bundle per run, so a bundle waits only for its own float source and bundles build in

@@ -79,3 +79,16 @@ def test_search_full_asks_for_every_candidate(tmp_path):
              if "tools/default_models.py" in line]
     assert len(lines) == len(ALL) and all(line.endswith(" --search") for line in lines)
     assert not any("--search" in line for line in _dry_run(tmp_path / "plain"))
+
+
+def test_make_run_installs_what_signs_results_and_make_test_adds_the_test_tools(tmp_path):
+    venv = tmp_path / "venv"  # nothing installed yet
+    run = subprocess.run(["make", "-n", "--no-print-directory", "run", f"VENV={venv}",
+                          f"MODELS_DIR={tmp_path / 'models'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    installs = [line for line in run.stdout.splitlines() if "pip install --quiet -e" in line]
+    assert len(installs) == 1 and "'.[tools,provenance]'" in installs[0]  # c2pa signs
+    test = subprocess.run(["make", "-n", "--no-print-directory", f"{venv}/.installed-test",
+                           f"VENV={venv}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert "'.[tools,provenance,test]'" in test.stdout
