@@ -92,3 +92,9 @@ def test_make_run_installs_what_signs_results_and_make_test_adds_the_test_tools(
                            f"VENV={venv}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert "'.[tools,provenance,test]'" in test.stdout
+
+
+def test_the_longest_builds_start_first(tmp_path):
+    order = [line.split("--only ")[1].split()[0] for line in _dry_run(tmp_path)
+             if "tools/default_models.py" in line]
+    assert order[:2] == ["text", "sketch"] and order[-1] == "faces"
