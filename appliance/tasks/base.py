@@ -131,6 +131,9 @@ class Task(ABC):
     images: ClassVar[tuple[str, ...]] = ()  # image formats it answers with, if any
     gate: ClassVar[Mapping[str, float]]  # the converter's metrics and default thresholds
     graphs: ClassVar[tuple[str, ...]] = ()  # names of the other graphs its bundles hold
+    # Its main graph's input changes shape with each picture: served by one session with no
+    # arena (an arena keeps the largest activations it ever held).
+    varying_input: ClassVar[bool] = False
 
     def decode_hint(self, spec: InputSpec) -> tuple[int, int]:
         """The smallest (width, height) the decoder must keep for this input."""

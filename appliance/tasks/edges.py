@@ -43,6 +43,7 @@ class Edges(ImageToImage):
                      default=[0.1, 0.5]),  # [weakest drawn, black and strong]
     }
     options = (LINE, FORMAT)
+    varying_input = True  # the photo's own aspect
 
     def check_output(self, spec: Mapping[str, Any]) -> str | None:
         """The map must be one grey plane and the ink's low below its high."""
