@@ -50,6 +50,10 @@ class Server:
     host: str = setting("0.0.0.0", "bind address; flag --host")
     port: int = setting(8080, "TCP port; flag --port")
     threads: int = setting(8, "WSGI worker threads (requests handled at once)")
+    max_waiting: int = setting(16, "requests waiting for a worker thread before more are "
+                               "answered 503 at once with Retry-After (a request behind "
+                               "more would only wait longer for the model); independent "
+                               "of server.threads")
     max_upload_mb: float = setting(20.0, "largest request body accepted, in MB (larger: 413)")
     max_receiving_mb: float = setting(100.0, "request bodies held at once from clients "
                                       "that send no token in their headers, all together, "
@@ -449,6 +453,7 @@ def _check_ranges(settings: Settings) -> None:
     checks = [
         ("server.port", 0 <= settings.server.port <= 65535, "between 0 and 65535"),
         ("server.threads", settings.server.threads >= 1, "at least 1"),
+        ("server.max_waiting", settings.server.max_waiting >= 1, "at least 1"),
         ("server.max_upload_mb", settings.server.max_upload_mb > 0, "above 0"),
         ("server.body_timeout_s", settings.server.body_timeout_s >= 1, "at least 1"),
         ("server.max_receiving_mb",

@@ -66,9 +66,26 @@ def test_unexpected_errors_are_json_500_without_details(app, monkeypatch):
 
 
 def test_row14_over_capacity_sheds_at_once_with_retry_after(client, services):
-    services.backlog = lambda: 2 * services.settings.server.threads + 1
+    services.backlog = lambda: services.settings.server.max_waiting + 1
     response = client.post("/v1/models/tiny-classify/infer", data=image_bytes())
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert "over capacity" in response.get_json()["error"]["message"]
-    services.backlog = lambda: 0
+    services.backlog = lambda: services.settings.server.max_waiting  # at the limit: queued
     assert client.post("/v1/models/tiny-classify/infer", data=image_bytes()).status_code == 200
+
+
+def test_row14_the_shedding_limit_is_its_own_setting_not_the_threads(client, services):
+    import dataclasses
+
+    server = services.settings.server
+    services.settings.server = dataclasses.replace(server, threads=2, max_waiting=10)
+    try:
+        services.backlog = lambda: 10  # five rounds of two threads: still within the limit
+        assert client.post("/v1/models/tiny-classify/infer",
+                           data=image_bytes()).status_code == 200
+        services.backlog = lambda: 11
+        assert client.post("/v1/models/tiny-classify/infer",
+                           data=image_bytes()).status_code == 503
+    finally:
+        services.settings.server = server
+        services.backlog = lambda: 0

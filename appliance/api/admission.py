@@ -25,7 +25,6 @@ from appliance.auth import CHALLENGE
 from appliance.errors import ApplianceError, Busy, Unauthorized
 from appliance.ledger import NO_TOKEN
 
-SHED_ROUNDS = 2
 UNKNOWN_MODEL = "_unknown"  # no bundle name can start with '_': never an installed name
 
 
@@ -171,12 +170,14 @@ def loopback(address: str | None) -> bool:
 
 
 def shed(svc) -> None:
-    """Over capacity, answer at once instead of queueing: a request that waited for a worker
-    behind more than two rounds of others would only wait longer for the model. (One round
-    is too tight: a client's next request can arrive before the thread that answered its
-    last one has taken a new task.) Raises Busy with Retry-After."""
+    """Over capacity, answer at once instead of queueing: a request behind more than
+    server.max_waiting others waiting for a worker would only wait longer for the model.
+    The default, 16, is two rounds of the default 8 threads (one round was too tight: a
+    client's next request can arrive before the thread that answered its last one has taken
+    a new task); it no longer follows server.threads, so fewer threads can be tried without
+    shedding sooner. Raises Busy with Retry-After."""
     waiting = svc.backlog()
-    if waiting > SHED_ROUNDS * svc.settings.server.threads:
+    if waiting > svc.settings.server.max_waiting:
         raise Busy(f"the box is over capacity ({waiting} requests waiting): retry in a "
                    "second", headers={"Retry-After": "1"})
 
