@@ -1,37 +1,20 @@
 """The upload page in real headless Chromium (Debian's chromium package, driven by Playwright)
 against a real server process."""
 
-import shutil
 
 import pytest
 
+from tests.browser import live_page
 from tests.conftest import image_bytes
 from tools.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# No background networking: Chromium must not try to reach anything but the box.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture
 def page(models_dir, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
-    with LiveServer(models_dir, tmp_path / "state") as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        page.goto(live.url + "/")
-        page.live_url = live.url
+    with live_page(models_dir, tmp_path / "state", (1100, 900)) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 def test_cards_then_labels_for_a_dropped_image(page, tmp_path):
@@ -87,9 +70,6 @@ def test_detections_drawn_over_the_photo(page, tmp_path):
 
 
 def test_kiosk_page_updates_live(models_dir, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     camera = tmp_path / "camera"
     camera.mkdir()
     for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
@@ -98,18 +78,12 @@ def test_kiosk_page_updates_live(models_dir, tmp_path):
            "APPLIANCE_CAMERA_KIND": "folder", "APPLIANCE_CAMERA_PATH": str(camera),
            "APPLIANCE_CAMERA_INTERVAL_S": "0.3", "APPLIANCE_DISPLAY_KIND": "kiosk",
            "APPLIANCE_DISPLAY_WIDTH": "480", "APPLIANCE_DISPLAY_HEIGHT": "270"}
-    with LiveServer(models_dir, tmp_path / "state", env=env) as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 480, "height": 270})
-        page.goto(live.url + "/kiosk")
+    with live_page(models_dir, tmp_path / "state", (480, 270), "/kiosk", env) as page:
         page.wait_for_function("Number(document.getElementById('screen').dataset.sequence) > 0")
         first = int(page.get_attribute("#screen", "data-sequence"))
         page.wait_for_function(
             f"Number(document.getElementById('screen').dataset.sequence) > {first + 2}")
         page.wait_for_function("document.getElementById('screen').naturalWidth === 480")
-        browser.close()
 
 
 # -- the vision tasks' renderers --------------------------------------------------------------
@@ -119,23 +93,12 @@ def vision_page(models_dir, tmp_path):
     """The upload page of a box that also serves tiny-segment, tiny-pose and tiny-text."""
     from tests import models as tiny
 
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     tiny.write_bundle(models_dir, "tiny-segment", "segment")
     tiny.write_bundle(models_dir, "tiny-pose", "pose",
                       input={**tiny.manifest("x", "pose")["input"], "dynamic_batch": False})
     tiny.ocr_bundle(models_dir, "tiny-text")
-    with LiveServer(models_dir, tmp_path / "state") as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.goto(live.url + "/")
+    with live_page(models_dir, tmp_path / "state", (1100, 900)) as page:
         yield page
-        browser.close()
 
 
 def _half_red(tmp_path, size=(64, 48)):
@@ -280,19 +243,11 @@ def test_a_sketch_with_its_line_weight_asked_again(models_dir, tmp_path):
     from tests import models as tiny
     from tests.test_edges import _boundary_photo
 
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     tiny.write_bundle(models_dir, "tiny-edges", "edges",
                       input={**tiny.manifest("x", "edges")["input"], "size": [32, 32]})
     photo = tmp_path / "boundary.png"
     photo.write_bytes(_boundary_photo())
-    with LiveServer(models_dir, tmp_path / "state") as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(live.url + "/")
+    with live_page(models_dir, tmp_path / "state", (1100, 900)) as page:
         page.wait_for_selector(".card[data-name='tiny-edges']")
         page.click(".card[data-name='tiny-edges']")
         page.set_input_files("#file", str(photo))
@@ -306,7 +261,6 @@ def test_a_sketch_with_its_line_weight_asked_again(models_dir, tmp_path):
         assert page.locator("#line").input_value() == "5"
         assert page.locator("#curl").inner_text().endswith("infer?line=5 -o result.png")
         assert _dark_columns(page) == 5 and _dark_columns(page, first) == 2
-        browser.close()
 
 
 def _dark_columns(page, src: str | None = None) -> int:

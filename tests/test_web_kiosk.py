@@ -5,7 +5,6 @@ size, whole, and looks like its golden screenshot."""
 
 import io
 import os
-import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -14,13 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tools.live_server import LiveServer
+from tests.browser import live_page
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 GOLDEN = Path(__file__).parent / "golden"
 SKY = (70, 130, 200)  # the camera picture's top left, on every result screen
 WAIT_S = 90.0  # a loaded machine is slow; nothing here measures time
@@ -92,20 +87,13 @@ def _shown_whole(page, url: str, size: tuple[int, int]) -> Image.Image:
 
 
 def test_portrait_then_landscape_frames_drawn_for_the_page(models_dir, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_STANDALONE_MAX_FPS": "5",
            "APPLIANCE_CAMERA_KIND": "folder", "APPLIANCE_CAMERA_INTERVAL_S": "100000",
            "APPLIANCE_CAMERA_PATH": str(_camera_picture(tmp_path / "camera")),
            "APPLIANCE_DISPLAY_KIND": "kiosk", "APPLIANCE_MODELS_ACTIVE": "tiny-classify"}
-    with LiveServer(models_dir, tmp_path / "state", env=env) as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 480, "height": 800})
-        page.goto(live.url + "/kiosk")
-        assert_looks_like_golden(_shown_whole(page, live.url, (480, 800)), "kiosk-480x800.png")
+    with live_page(models_dir, tmp_path / "state", (480, 800), "/kiosk", env) as page:
+        assert_looks_like_golden(_shown_whole(page, page.live_url, (480, 800)),
+                                 "kiosk-480x800.png")
         page.set_viewport_size({"width": 800, "height": 480})  # the screen turned
-        assert_looks_like_golden(_shown_whole(page, live.url, (800, 480)), "kiosk-800x480.png")
-        browser.close()
+        assert_looks_like_golden(_shown_whole(page, page.live_url, (800, 480)),
+                                 "kiosk-800x480.png")

@@ -3,30 +3,19 @@ real headless Chromium against a real server process (as tests/test_web.py)."""
 
 import pytest
 
+from tests.browser import live_page
 from tests.conftest import ADMIN, image_bytes
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS
-from tools.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def page(models_dir, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     state = tmp_path / "state"
     state.mkdir()
     (state / "admin-token").write_text(ADMIN + "\n")
-    with LiveServer(models_dir, state) as live, sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        page.goto(live.url + "/")
+    with live_page(models_dir, state, (1100, 900)) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 def test_a_signed_picture_gets_its_made_here_card(page, tmp_path):

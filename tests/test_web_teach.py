@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from appliance import config
+from tests.browser import live_page
 from tests.conftest import ADMIN
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS
 from tools.bench.teach import crops
-from tools.live_server import LiveServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.default_models]
 EMBEDDER = config.CHECKOUT / "models" / "lite0-embed"
@@ -29,27 +28,16 @@ def teach_page(models_dir, tmp_path):
 
 @contextlib.contextmanager
 def _teach_page(models_dir, tmp_path, env=None):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
     if not (EMBEDDER / "manifest.json").is_file():
         pytest.skip("lite0-embed is not built: run `make models`")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     shutil.copytree(EMBEDDER, models_dir / "lite0-embed")
     state = tmp_path / "state"
     state.mkdir()
     (state / "admin-token").write_text(ADMIN + "\n")
-    with LiveServer(models_dir, state, env=env) as live, \
-            sync_api.sync_playwright() as playwright:
-        live.wait_ready()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1400})
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.goto(live.url + "/")
+    with live_page(models_dir, state, (1100, 1400), env=env) as page:
         page.wait_for_selector(".card[aria-checked='true']")
         page.fill("#admin-token", ADMIN)
         yield page
-        browser.close()
 
 
 def _photos(tmp_path, name: str, count: int, seed: int) -> list[str]:
