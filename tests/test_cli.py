@@ -34,7 +34,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["check-config", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["appliance: error: unknown setting 'server.prot' (config file): known keys "
-                   "in [server] are host, port, threads, max_upload_mb, max_receiving_mb, "
+                   "in [server] are host, port, threads, max_waiting, max_upload_mb, "
+                   "max_receiving_mb, "
                    "body_timeout_s, max_streams, allowed_hosts"]
 
 
