@@ -23,7 +23,8 @@ TF_PACKAGES := '$(TENSORFLOW)' 'tf2onnx==1.17.0' 'onnx==1.23.2' 'onnxruntime==1.
 	'numpy==2.4.6' 'protobuf==7.36.2' 'pillow==13.0.0' 'scikit-image==0.26.0'
 
 # Bundles build side by side, one per core, but never more than one per 4 GB of free memory:
-# calibrating HED holds about 4 GB of activations (a 4 GB Raspberry Pi builds one at a time).
+# calibration keeps activations in memory (text's build peaks at 2.9 GB resident, sketch's at
+# 1.9 GB, measured with /usr/bin/time -v), so a 4-8 GB Raspberry Pi builds one at a time.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); \
 	m=$$(awk '/MemAvailable/ {print int($$2 / 4194304)}' /proc/meminfo 2>/dev/null); \
 	[ "$${m:-1}" -lt 1 ] && m=1; [ "$$n" -lt "$${m:-1}" ] && echo $$n || echo $${m:-1})
