@@ -28,14 +28,7 @@ from appliance.storage import fsync_dir
 FORMAT = "appliance-bundle/1"
 MANIFEST = "manifest.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-def check_name(name: str, noun: str = "model name", label: str = "") -> None:
-    """Raise BadRequest unless `name`, from a request, is a whole bundle name (NAME_PATTERN);
-    the message shows at most 80 of its characters, after `label`, and calls it a `noun`."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise BadRequest(f"{label}{name[:80]!r} is not a {noun}: 1-64 characters of a-z, "
-                         "0-9, '.', '_' or '-', starting with a letter or digit")
+NAME_RULE = "1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
 MAX_MANIFEST_BYTES = 256 * 1024
 # The default bundles take 128-320 px, classifiers commonly 224-600, detectors up to 1280 and
 # image-to-image models 512-1024. 4096 a side and 2048 x 2048 in area keep one float input
@@ -50,10 +43,15 @@ MAX_LABEL_LENGTH = 200
 MAX_HEAD_BYTES = 32 << 20
 
 
+def check_name(name: str, noun: str = "model name", label: str = "") -> None:
+    """Raise BadRequest unless `name`, from a request, is a whole bundle name (NAME_PATTERN);
+    the message shows at most 80 of its characters, after `label`, and calls it a `noun`."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise BadRequest(f"{label}{name[:80]!r} is not a {noun}: {NAME_RULE}")
+
+
 def _name(value: str) -> str | None:
-    if NAME_PATTERN.fullmatch(value):
-        return None
-    return "must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+    return None if NAME_PATTERN.fullmatch(value) else f"must be {NAME_RULE}"
 
 
 def _sha256(value: str) -> str | None:
