@@ -218,8 +218,8 @@ def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
     from appliance import tasks
 
     path, cores = bundle.model_path, cpu_count()
-    if bundle.manifest.graphs or tasks.get(bundle.manifest.task).varying_input:
-        # A pipeline of graphs (text) runs seconds of varied shapes per request, and an edges
+    if tasks.get(bundle.manifest.task).varying_input:
+        # Text's pipeline of graphs runs seconds of varied shapes per request, and an edges
         # model runs at each photo's aspect: one session on every core that serves
         # everything, without an arena (see create_session). With the shared arena, one
         # sketch at 416 px kept 30 MB more resident after the default bundles' first requests.

@@ -41,6 +41,7 @@ class Ocr(Task):
     }
     needs_labels = True
     graphs = ("cls", "rec")
+    varying_input = True  # the detector runs at each picture's own size, lines at their length
     options = (Option("min_confidence", float, "the lowest mean character confidence of a "
                       "line that is answered (0 to 1)", low=0.0, high=1.0,
                       default=lambda b: float(b.manifest.output["min_confidence"])),)
