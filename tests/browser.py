@@ -2,19 +2,12 @@
 `appliance serve`, for the page tests: one way to start both, skip without them, close both."""
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tools.live_server import LiveServer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# No background networking: Chromium must not try to reach anything but the box.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+from tools.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
 
 @contextlib.contextmanager

@@ -1,11 +1,13 @@
-"""A real `appliance serve` process on a loopback port, and a tiny HTTP client for it
-(used by the end-to-end tests and the benchmarks)."""
+"""A real `appliance serve` process on a loopback port, a tiny HTTP client for it, and how
+headless Chromium is started to look at its pages (used by the end-to-end tests, the
+benchmarks and tools/screenshots.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,12 @@ from pathlib import Path
 from tools.bench.client import multipart, process_rss_mb
 
 BANNER = re.compile(r"bound to 127\.0\.0\.1:(\d+)")
+# Debian's chromium package, headless. No background networking: Chromium must not try to
+# reach anything but the box (this machine's closed network refuses it, many at a time).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 class LiveServer:

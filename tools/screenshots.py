@@ -30,9 +30,6 @@ KIOSK_SIZES = (*SIZES, (800, 480))  # /kiosk also on a small landscape panel
 RESULTS = {"efficientnet-lite0": "chelsea", "sketch": "astronaut", "faces": "astronaut",
            "lite0-embed": "coffee", "objects": "chelsea", "cutout": "astronaut",
            "pose": "astronaut", "text": "sign"}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def photo(name: str, folder: Path) -> Path:
@@ -128,9 +125,8 @@ def kiosk_page_screens(models_dir: Path, work: Path, out: Path) -> None:
     at its default size (1920x1080): each page gets frames drawn for its own screen."""
     from playwright.sync_api import sync_playwright
 
-    from tools.live_server import LiveServer
+    from tools.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     camera = photo("chelsea", work / "kiosk-camera")
     for width, height in KIOSK_SIZES:
         env = {"APPLIANCE_STANDALONE_ENABLED": "true", "APPLIANCE_CAMERA_KIND": "folder",
@@ -138,7 +134,7 @@ def kiosk_page_screens(models_dir: Path, work: Path, out: Path) -> None:
                "APPLIANCE_MODELS_ACTIVE": "efficientnet-lite0"}
         with LiveServer(models_dir, work / f"state-{width}", env=env) as live, \
                 sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(live.url + "/kiosk")  # while the models load: the status card
             page.wait_for_function(f"screen.naturalWidth === {width} && "
