@@ -382,11 +382,11 @@ class Conversion:
         for i, trial in enumerate(passing):
             trial.p50_ms, trial.p95_ms = figures[str(i)]["p50_ms"], figures[str(i)]["p95_ms"]
         graph.float_latency = figures["float"]
-        graph.chosen, graph.decision = choose(graph.tries, graph.float_latency["p50_ms"],
-                                              self.search.faster_by)
         if graph.name in self.search.unsearched:
-            graph.decision = ("Float ships without a search: "
-                              f"{self.search.unsearched[graph.name]}.")
+            graph.decision = f"Float ships without a search: {self.search.unsearched[graph.name]}."
+        else:
+            graph.chosen, graph.decision = choose(graph.tries, graph.float_latency["p50_ms"],
+                                                  self.search.faster_by)
         self.say(f"      {graph.name}: {graph.decision}")
 
     def _combine(self, probe, floats, held_out, reference) -> dict[str, Try]:
