@@ -75,6 +75,10 @@ def test_ranges_are_checked():
     with pytest.raises(ConfigError, match="'server.max_receiving_mb' must be at least "
                        "server.max_upload_mb"):
         config.load(env={"APPLIANCE_SERVER_MAX_RECEIVING_MB": "19"})
+    with pytest.raises(ConfigError, match="'server.max_waiting' must be at least 1"):
+        config.load(env={"APPLIANCE_SERVER_MAX_WAITING": "0"})  # 0 would shed every request
+    with pytest.raises(ConfigError, match="'server.body_timeout_s' must be at least 1"):
+        config.load(env={"APPLIANCE_SERVER_BODY_TIMEOUT_S": "0.5"})
 
 
 def test_missing_and_broken_files(tmp_path):
