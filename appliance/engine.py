@@ -99,6 +99,7 @@ class Runner:
             raise
         self.session = self.sessions[0]
         self.input_name, self.input_shape = check_signature(self.session, bundle)
+        log.info("model %s: %s", bundle.name, layout(self.sessions, self.idle_session))
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.max_batch, self.max_wait_ms = batching(bundle, settings)
         self.batching = self.max_batch > 1
@@ -400,6 +401,18 @@ class Runner:
                                 f"{self.settings.timeout_s:g} s (models.timeout_s): the run "
                                 "was stopped and the model reported in GET /v1/models; "
                                 "try another model or ask the owner to remove this one")
+
+
+def layout(plain: list, idle) -> str:
+    """How a model is served, for the log: its plain sessions' threads, and the idle
+    session's (an owner, and the benchmark, can then tell which layout a start chose)."""
+    def threads(session) -> str:
+        options = getattr(session, "get_session_options", None)  # a session given to Runner
+        return str(options().intra_op_num_threads) if options else "?"
+
+    said = f"{len(plain)} queued session(s) of {threads(plain[0])} thread(s)"
+    return said + (f", and an idle session of {threads(idle)} for a lone request"
+                   if idle is not None else ", no idle session")
 
 
 def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:

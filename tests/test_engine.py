@@ -306,8 +306,9 @@ def test_the_idle_session_spins_on_every_core_and_can_be_turned_off(classify_bun
                         spin=None: calls.append((threads, spin)) or real(path, settings, 1))
     with Runner(classify_bundle, _settings(intra_op_threads=0, sessions=1)) as runner:
         assert runner.idle_session is not None
-    # Timed on every core without spinning first; small: plain sessions and the idle one.
-    assert calls == [(4, False), (None, None), (4, True)]
+    # Timed on one thread without spinning first, that session then the plain one (small),
+    # and the idle one on every core.
+    assert calls == [(1, False), (4, True)]
     calls.clear()
     with Runner(classify_bundle, _settings(idle_session=False, sessions=1)):
         pass
@@ -326,7 +327,7 @@ def test_a_big_model_gets_one_session_on_every_core(classify_bundle, monkeypatch
     with Runner(classify_bundle, _settings(intra_op_threads=0, sessions=0)) as runner:
         assert runner.idle_session is None and len(runner.sessions) == 1
         assert int(np.argmax(runner.run(_tensor([0, 1, 0]))[0])) == 1
-    assert calls == [(4, False)]
+    assert calls == [(1, False), (4, False)]  # timed on one thread, served on every core
 
 
 @pytest.fixture

@@ -188,3 +188,60 @@ def test_a_read_only_state_still_serves_and_says_so(models_dir, tmp_path, monkey
     assert _open(bundle, plans, monkeypatch, 2.0)
     assert "each start measures them again" in caplog.text
     assert plans.run_ms(sessions.Plans.key(bundle, config.load(env={}).models)) == 2.0
+
+
+class _Timed:
+    """A real session whose runs take at least the next of `ms` (milliseconds) each."""
+
+    def __init__(self, session, ms: list[float]) -> None:
+        self.session, self.ms, self.runs = session, list(ms), 0
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def run(self, *args):
+        import time
+
+        started = time.perf_counter()
+        out = self.session.run(*args)
+        self.runs += 1
+        time.sleep(max(0.0, self.ms.pop(0) / 1000 - (time.perf_counter() - started)))
+        return out
+
+
+def _time(models_dir, ms: list[float]) -> tuple[float, int]:
+    from appliance.deadlines import Deadlines
+
+    bundle = tiny.write_bundle(models_dir, "timed")
+    session = _Timed(create_session(bundle.model_path, _settings()), ms)
+    with Deadlines() as deadlines:
+        return sessions._run_ms(session, bundle, deadlines, 30.0), session.runs
+
+
+def test_a_slow_run_while_the_box_starts_does_not_make_a_small_model_big(models_dir):
+    # One run after one warm-up measured efficientnet-lite0 at 13.1 ms in a starting box,
+    # where its runs take 6.2-8.2 ms: served as a big model for good.
+    ms, runs = _time(models_dir, [40.0, 13.0, 6.0, 30.0, 30.0])
+    assert 6.0 <= ms < sessions.BIG_MODEL_MS
+    assert runs == 3  # the warm-up, then runs until one is under BIG_MODEL_MS
+
+
+def test_a_big_model_is_timed_for_a_while_and_stays_big(models_dir):
+    ms, runs = _time(models_dir, [40.0, 50.0, 50.0] + [15.0] * 100)
+    assert ms >= 15.0
+    # runs for TIMING_S (0.3 s): past the busy start (the first two), not for ever
+    assert 5 <= runs <= 1 + sessions.TIMING_S * 1000 / 15 + 1
+
+
+def test_a_plan_measured_the_old_way_is_measured_anew(models_dir, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    bundle = tiny.write_bundle(models_dir, "timed")
+    path = tmp_path / "model-timing.json"
+    settings = config.load(env={}).models
+    old = f"{bundle.manifest.model['sha256']}:2:{ort.__version__}:{settings.providers}"
+    path.write_text(json.dumps({old: 13.07}), encoding="utf-8")
+    _, idle = _open(bundle, sessions.Plans(path), monkeypatch, 6.5)  # measured: not the kept
+    assert idle is not None
+    assert json.loads(path.read_text(encoding="utf-8"))[
+        sessions.Plans.key(bundle, settings)] == 6.5
