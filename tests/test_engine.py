@@ -474,3 +474,21 @@ def test_row33_time_waiting_in_the_queue_is_not_the_models_overrun(classify_bund
     assert late, "the crowd should have outwaited the deadline"
     assert all(isinstance(e, DeadlineExceeded | Unavailable) for e in late)
     assert runner.overruns == 0
+
+
+def test_one_thread_sessions_get_a_worker_per_core_unless_sessions_are_set(classify_bundle,
+                                                                           monkeypatch):
+    from appliance import engine
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 4)
+    with Runner(classify_bundle, _settings(idle_session=False, sessions=0,
+                                           intra_op_threads=1)) as runner:
+        assert len(runner.sessions) == 1 and len(runner._workers) == 4
+        outputs = list(ThreadPoolExecutor(4).map(runner.run, [_tensor([0, 1, 0])] * 8))
+        assert all(int(np.argmax(out[0])) == 1 for out in outputs)
+    with Runner(classify_bundle, _settings(idle_session=False, sessions=0,
+                                           intra_op_threads=2)) as runner:
+        assert len(runner._workers) == 2  # two 2-thread runs fill the four cores
+    with Runner(classify_bundle, _settings(idle_session=False, sessions=1,
+                                           intra_op_threads=1)) as runner:
+        assert len(runner._workers) == 1  # the owner's number: one run at a time
