@@ -17,7 +17,8 @@ def test_bench_runs_on_a_tiny_model(models_dir, tmp_path, capsys):
     code = bench.main(["--model", str(models_dir / "tiny-classify"), "--servers",
                        "appliance,floor,naive", "--concurrency", "1,4", "--images", "small",
                        "--seconds", "0.3", "--warmup", "0.1", "--defaults", "", "--out",
-                       str(out), "--variant", "batched:APPLIANCE_MODELS_MAX_BATCH=4"])
+                       str(out), "--variant", "batched:APPLIANCE_MODELS_MAX_BATCH=4",
+                       "--compat", ""])
     assert code == 0
     report = json.loads((out / "bench.json").read_text())
     names = [s["name"] for s in report["servers"]]
@@ -44,7 +45,8 @@ def test_a_server_that_answers_the_wrong_label_fails_the_run(models_dir, tmp_pat
     with pytest.raises(RuntimeError, match="without the label bare onnxruntime gives"):
         bench.main(["--model", str(models_dir / "tiny-classify"), "--servers", "appliance",
                     "--concurrency", "1", "--images", "small", "--seconds", "0.1",
-                    "--warmup", "0", "--defaults", "", "--out", str(tmp_path)])
+                    "--warmup", "0", "--defaults", "", "--compat", "", "--out",
+                    str(tmp_path)])
 
 
 def test_unknown_server_and_missing_model_are_usage_errors(models_dir, tmp_path, capsys):
@@ -54,6 +56,27 @@ def test_unknown_server_and_missing_model_are_usage_errors(models_dir, tmp_path,
     with pytest.raises(SystemExit):
         bench.main(["--model", str(tmp_path)])
     assert "no bundle there" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(models_dir / "tiny-classify"), "--compat", str(tmp_path)])
+    assert f"--compat {tmp_path}: no bundle there" in capsys.readouterr().err
+
+
+def test_home_and_camera_paths_run_against_bare_onnxruntime(models_dir, tmp_path):
+    pytest.importorskip("zmq", reason="pyzmq is not installed (pip install pyzmq)")
+    from tests import models as tiny
+
+    crowd = tiny.write_crowd(tmp_path / "detect", "crowd", ["person", "car", "truck"])
+    out = tmp_path / "out"
+    assert bench.main(["--model", str(models_dir / "tiny-classify"), "--servers", "appliance",
+                       "--concurrency", "1", "--images", "small", "--seconds", "0.3",
+                       "--warmup", "0", "--defaults", "", "--compat", str(crowd.path),
+                       "--compat-requests", "6", "--out", str(out)]) == 0
+    compat = json.loads((out / "bench.json").read_text())["compat"]
+    assert [h["in_flight"] for h in compat["detection"]] == [1, 4]
+    assert all(h["statuses"] == {"200": 6} for h in compat["detection"])
+    assert compat["zmq"]["calls"] > 0 and compat["bare_onnxruntime"]["runs"] == 6
+    assert compat["ratios"]["zmq_p50_over_bare"] > 0
+    assert "Frigate's zmq detector, tensor in and out" in (out / "bench.md").read_text()
 
 
 def test_memory_and_start_up_of_named_bundles(models_dir):

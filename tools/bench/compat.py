@@ -230,16 +230,17 @@ def _ms(samples: list[float]) -> dict[str, float]:
     return {key: round(value, 2) for key, value in found.items()}
 
 
-def run(models_dir: Path, model: str, requests: int, zmq_seconds: float, random: int,
-        bare_runs: int = 300) -> dict:
-    """Every measurement, against one server started here, as one JSON-able dict."""
+def paths(models_dir: Path, model: str, requests: int, zmq_seconds: float,
+          bare_runs: int = 300, random: int = 0) -> dict:
+    """(a), (b) and (c) against one server started here, and (d) when `random` > 0: the
+    calls, bare onnxruntime, and each call's p50 (and the zmq rate) as a ratio to bare."""
     tensor = frigate_tensor()
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as state, \
             serve(models_dir, Path(state), model, endpoint) as live:
         http = [detection_latency(live.url, tensor, requests, n) for n in (1, 4)]
         zmq = zmq_rate(endpoint, tensor, zmq_seconds)
-        series = metrics_series(live.url, live.port, random)
+        series = metrics_series(live.url, live.port, random) if random else None
         rss = live.rss_mb()
     alone = bare(models_dir / model, tensor, bare_runs)
     base = alone["decode_prepare_run"]
@@ -248,11 +249,18 @@ def run(models_dir: Path, model: str, requests: int, zmq_seconds: float, random:
               for h in http}
     ratios["zmq_p50_over_bare"] = round(zmq["p50_ms"] / base["p50_ms"], 2)
     ratios["zmq_calls_per_s_over_bare"] = round(zmq["calls_per_s"] * base["p50_ms"] / 1000, 2)
+    found = {"model": model, "frigate_timeout_ms": FRIGATE_TIMEOUT_MS, "detection": http,
+             "zmq": zmq, "bare_onnxruntime": alone, "ratios": ratios,
+             "server_rss_mb": round(rss, 1)}
+    return found | ({"metrics": series} if series is not None else {})
+
+
+def run(models_dir: Path, model: str, requests: int, zmq_seconds: float, random: int,
+        bare_runs: int = 300) -> dict:
+    """Every measurement, against one server started here, as one JSON-able dict."""
+    found = paths(models_dir, model, requests, zmq_seconds, bare_runs, random)
     return {"model": model, "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                                        "python": platform.python_version()},
-            "frigate_timeout_ms": FRIGATE_TIMEOUT_MS, "detection": http, "zmq": zmq,
-            "bare_onnxruntime": alone, "ratios": ratios, "metrics": series,
-            "server_rss_mb": round(rss, 1)}
+                                        "python": platform.python_version()}, **found}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ GOALS = {
     "overhead": 1.2,      # (box p50 - bare p50) / web floor p50, concurrency 1
     "vs_limit": 0.8,      # box throughput / bare limit, concurrency 16
     "vs_peers": 1.5,      # box throughput / best peer's, concurrency 16
+    "tail": 2.0,          # box p99 / its own p50, concurrency 1
     "decode": 0.25,       # draft decode + preprocess / full decode + resize, phone photo
     "rss_mb": 200.0,      # three default bundles loaded
     "ready_s": 2.0,       # process start to ready
@@ -42,6 +43,8 @@ def goals(report: dict, image: str = "small") -> list[dict[str, Any]]:
     if one and floor_one and "latency" in bare:
         overhead = (one["p50_ms"] - bare["latency"]["p50_ms"]) / floor_one["p50_ms"]
     add("c=1: box p50 over the bare loop / web floor p50", overhead, GOALS["overhead"], False)
+    add("c=1: box p99 / its own p50", one["p99_ms"] / one["p50_ms"] if one else None,
+        GOALS["tail"], False)
     many = box and _run(box, image, top)
     limit = bare.get("limit", {}).get("throughput_rps")
     add(f"c={top}: box throughput / bare limit",
@@ -82,12 +85,37 @@ def to_markdown(report: dict) -> str:
         for server in report["servers"]:
             lines.append(_server_row(server, image, conc))
         lines.append("")
+    if report.get("compat"):
+        lines += compat_rows(report["compat"])
     lines += ["| goal | target | measured | met |", "| --- | --- | --- | --- |"]
     for goal in goals(report):
         value = "not measured" if goal["value"] is None else f"{goal['value']:.2f}"
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
         lines.append(f"| {goal['goal']} | {goal['target']:g} | {value} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def compat_rows(compat: dict) -> list[str]:
+    """Home and camera software's calls (tools/bench/compat.py's paths) against bare
+    onnxruntime on the same model and the same 320x320 JPEG."""
+    bare = compat["bare_onnxruntime"]["decode_prepare_run"]
+    ratios = compat["ratios"]
+    rows = [f"**Home and camera software** (`{compat['model']}`, Frigate's 320x320 frame; "
+            "each call's p50 over bare onnxruntime's)", "",
+            "| path | calls | p50 / p99 ms | over bare p50 |", "| --- | --- | --- | --- |",
+            f"| bare onnxruntime (decode + preprocess + run, one loop) | "
+            f"{compat['bare_onnxruntime']['runs']} | {bare['p50_ms']:.1f} / "
+            f"{bare['p99_ms']:.1f} | 1.00 |"]
+    for http in compat["detection"]:
+        n = http["in_flight"]
+        rows.append(f"| DeepStack `POST /v1/vision/detection`, {n} in flight, a connection "
+                    f"each | {http['requests']} | {http['p50_ms']:.1f} / {http['p99_ms']:.1f} "
+                    f"| {ratios[f'http_{n}_in_flight_p50_over_bare']:.2f} |")
+    zmq = compat["zmq"]
+    rows.append(f"| Frigate's zmq detector, tensor in and out ({zmq['calls_per_s']:.0f} "
+                f"calls/s) | {zmq['calls']} | {zmq['p50_ms']:.1f} / {zmq['p99_ms']:.1f} | "
+                f"{ratios['zmq_p50_over_bare']:.2f} |")
+    return [*rows, ""]
 
 
 def _bare_rows(bare: dict, conc: list[int]) -> list[str]:

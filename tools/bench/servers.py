@@ -5,6 +5,11 @@ the same photos.
     python tools/bench/servers.py [--model models/efficientnet-lite0] [--seconds 5]
         [--servers appliance,floor,naive,mlserver,bentoml,kserve] [--concurrency 1,4,16]
         [--images small,phone] [--variant NAME:KEY=VALUE,...] [--out bench-out]
+        [--compat models/objects] [--compat-requests 300]
+
+With --compat (the default bundle `objects` by default), also DeepStack's detection route
+with Frigate's 320x320 JPEG and Frigate's zmq detector (tensor in, tensor out), each against
+bare onnxruntime on the same model (tools/bench/compat.py).
 
 Writes OUT/bench.json, OUT/bench.md (the tables the README carries) and OUT/bench.svg.
 MLServer, BentoML and KServe run from virtualenvs of their own under .bench/venvs/, built
@@ -30,6 +35,7 @@ if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parents[2])  # not this folder
 
 from tools.bench import bare as bench_bare
+from tools.bench import compat as bench_compat
 from tools.bench import contenders as bench_contenders
 from tools.bench import report as bench_report
 from tools.bench.client import PeakMemory, closed_loop, percentiles
@@ -167,6 +173,11 @@ def run(args: argparse.Namespace) -> dict:
                                                     args.concurrency, args.seconds,
                                                     args.warmup, Path(scratch)))
     report["decode"] = bench_bare.decode_speed(model, all_images["phone"]["jpeg"])
+    if args.compat:
+        print(f"home and camera software's calls on {args.compat}", file=sys.stderr)
+        folder = Path(args.compat)
+        report["compat"] = bench_compat.paths(folder.parent, folder.name, args.compat_requests,
+                                              args.seconds, args.compat_requests)
     if args.defaults:
         photo = all_images["small"]["jpeg"]
         report["memory"] = {
@@ -190,6 +201,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="another appliance run with settings: NAME:KEY=VALUE,...")
     parser.add_argument("--defaults", default=str(ROOT / "models"),
                         help="built default bundles, for memory and start-up ('' to skip)")
+    parser.add_argument("--compat", default=str(ROOT / "models" / "objects"),
+                        help="a detection bundle for DeepStack's route and Frigate's zmq "
+                             "detector against bare onnxruntime ('' to skip)")
+    parser.add_argument("--compat-requests", type=int, default=300,
+                        help="DeepStack calls at each concurrency, and bare runs")
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
     args = parser.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
@@ -201,6 +217,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.images = [i for i in args.images.split(",") if i]
     if not Path(args.model, "manifest.json").exists():
         parser.error(f"--model {args.model}: no bundle there (build it with `make models`)")
+    if args.compat and not Path(args.compat, "manifest.json").exists():
+        parser.error(f"--compat {args.compat}: no bundle there (build it with `make models`, "
+                     "or pass --compat '' to skip)")
     return args
 
 
