@@ -85,8 +85,8 @@ class Models:
     intra_op_threads: int = setting(0, "onnxruntime threads per plain session; 0: 1 with the "
                                     "idle session, else the cores shared out")
     sessions: int = setting(0, "plain onnxruntime sessions per model, each with its own "
-                            "worker thread; 0: half the cores, at least 1, and with 1-thread "
-                            "sessions a worker per core running them at once")
+                            "worker thread; 0: one 1-thread session run by a worker per core "
+                            "with the idle session, else half the cores (at least 1)")
     spin: bool = setting(False, "let the sessions' threads spin between runs (they take CPU from "
                                 "decoding and the web server under load: about 20% less throughput"
                                 " on 2 cores)")

@@ -1,14 +1,15 @@
 """onnxruntime sessions behind a bounded queue: one runner per bundle.
 
-Each runner has plain sessions (`models.sessions`, by default half the cores, one thread
-each), each drained by one worker thread from a shared queue, and for a small model an idle
-session: every core with spinning threads, used at once in the request's own thread when a
-request finds the model idle. So one request at a time gets the lowest latency, and a crowd
-gets the most throughput, because the plain sessions' threads neither spin nor synchronize
-and leave the other cores to decoding and the web server. A full queue answers 503 Busy at
-once rather than letting latency grow without bound. For models with a dynamic batch
-dimension a worker can group the requests waiting when it frees up into one `session.run`
-(micro-batching): it never waits for a batch to fill unless `max_wait_ms` says so.
+Each runner has plain sessions (`models.sessions`, by default one thread each) drained by
+worker threads from a shared queue (by default a worker per core: onnxruntime runs one
+session's calls at once), and for a small model an idle session: every core with spinning
+threads, used at once in the request's own thread when a request finds the model idle. So
+one request at a time gets the lowest latency, and a crowd gets the most throughput, because
+the plain sessions' threads neither spin nor synchronize: each run takes one core, and the
+operating system shares the cores between runs, decoding and the web server. A full queue
+answers 503 Busy at once rather than letting latency grow without bound. For models with a
+dynamic batch dimension a worker can group the requests waiting when it frees up into one
+`session.run` (micro-batching): it never waits for a batch to fill unless `max_wait_ms` says so.
 
 Every request has a deadline, `models.timeout_s` after it reached the runner: a run still
 going then is terminated (appliance.deadlines) and answered 504, a job still queued then is
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -69,7 +71,7 @@ class _Job:
 
 
 class Runner:
-    """Runs one bundle's model: its sessions, a bounded queue and a worker per plain session.
+    """Runs one bundle's model: its sessions, a bounded queue and its workers (see `workers`).
 
     Thread-safe: any number of request threads may call `run` at once. `deadlines` is the
     process's watcher (the registry shares one); without it the runner keeps its own.
@@ -84,7 +86,8 @@ class Runner:
         self._own_deadlines = deadlines is None
         self._deadlines = deadlines or Deadlines()
         self.on_overrun = on_overrun
-        self.overruns = 0  # runs stopped at their deadline
+        self.overruns = 0  # runs stopped at their deadline (runs stopped together: one)
+        self._last_overrun = -math.inf  # when the last counted overrun was stopped
         try:
             self.sessions, self.idle_session = ([session], None) if session is not None \
                 else open_sessions(bundle, settings, self._deadlines, plans)
@@ -99,7 +102,7 @@ class Runner:
             raise
         self.session = self.sessions[0]
         self.input_name, self.input_shape = check_signature(self.session, bundle)
-        # Concurrent runs of one session are safe and run in parallel: a 1-thread session
+        # Concurrent runs of one session are safe and run in parallel: one 1-thread session
         # gets a worker per core, so a crowd has every core without a second copy of the
         # model (two sessions of efficientnet-lite0 held 33 MB more with the defaults).
         runs = workers(self.sessions) if not settings.sessions else len(self.sessions)
@@ -395,7 +398,17 @@ class Runner:
                                     f"{self.settings.timeout_s:g} s (models.timeout_s): the "
                                     "box is busy; retry later", headers={"Retry-After": "5"})
         with self._state_lock:
-            self.overruns += 1
+            # Runs stopped together (a worker per core, one stall of the box) are one
+            # overrun: counted each, one stall could take the model out of service.
+            overlapping = time.monotonic() - ran_s < self._last_overrun
+            if not overlapping:
+                self.overruns += 1
+                self._last_overrun = time.monotonic()
+        if overlapping:
+            return DeadlineExceeded(f"model {self.bundle.name} did not finish within "
+                                    f"{self.settings.timeout_s:g} s (models.timeout_s): the "
+                                    "run was stopped; retry later",
+                                    headers={"Retry-After": "5"})
         log.error("model %s: a run passed its %g s deadline (models.timeout_s) and was "
                   "stopped (%d so far)", self.bundle.name, self.settings.timeout_s,
                   self.overruns)

@@ -32,6 +32,7 @@ PROVIDER_NAMES = {
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 BIG_MODEL_MS = 10.0
 TIMING_S = 0.15  # a big model is timed for this long, its fastest run kept (see _run_ms)
+CLEARLY_BIG = 10  # a warm-up this many times the line is big without more runs
 TIMING = "one-thread"  # how plans were measured: part of their key
 # OrtArenaCfg(max_mem, arena_extend_strategy, initial_chunk_size_bytes,
 # max_dead_bytes_per_chunk): onnxruntime's defaults (-1; 0 max_mem: no limit). Growing by
@@ -70,8 +71,8 @@ def choose_providers(setting: str, available: Sequence[str]) -> list[str]:
 
 
 def session_count(settings: Models) -> int:
-    """Plain sessions per model: the setting, or half the cores (at least one), so that the
-    other half decodes images and serves HTTP under load."""
+    """Plain sessions per model without an idle session: the setting, or half the cores (at
+    least one), each on its share of the cores (threads_per_session)."""
     return settings.sessions or max(1, cpu_count() // 2)
 
 
@@ -146,11 +147,10 @@ def shared_arena() -> bool:
 class Plans:
     """What each model's timing run measured, kept in the state directory, so later starts
     of the same model file on the same machine serve it the same way without measuring it
-    again: the timing took 0.36-0.42 s of the default bundles' 1.9-2.2 s load, and a model
-    near BIG_MODEL_MS (cutout: 8.6-10.1 ms) was served one way or the other with the load of
-    the moment. A file that is missing, unreadable or not a plan is ignored (measured
-    anew); one that cannot be written (read-only state) leaves the box measuring each
-    start."""
+    again: timing takes time at each start (up to TIMING_S a model), and a model near the
+    line would be served one way or the other with the load of the moment. A file that is
+    missing, unreadable or not a plan is ignored (measured anew); one that cannot be written
+    (read-only state) leaves the box measuring each start."""
 
     def __init__(self, path: str | os.PathLike | None) -> None:
         self.path = Path(path) if path is not None else None
@@ -211,8 +211,9 @@ def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
 
     A request that finds a small model idle runs at once in its own thread on the idle
     session: every core, spinning threads, the lowest latency one at a time. Under load the
-    queue and the plain sessions (one thread each, no spinning) take over, leaving the CPU to
-    decoding and the web server. A big model (one thread's run of BIG_MODEL_MS or more per core)
+    queue and the plain session take over: one thread a run, no spinning, run by a worker
+    per core (the `models.sessions` set, where it is), so no thread spins on the cores that
+    decode and serve HTTP. A big model (one thread's run of BIG_MODEL_MS or more per core)
     gains little from spinning and a second copy of its activations costs tens of MB, so it
     gets one session on every core that serves everything. `plans` holds the timing of an
     earlier start (measured now and kept where it has none).
@@ -244,9 +245,13 @@ def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
         if plans is not None:
             plans.keep(key, known)
     if known >= big:
+        probe = None  # not two copies of a big model's weights at once
         return [create_session(path, settings, threads=cores, spin=False)], None
-    count = session_count(settings)
-    plain = ([probe] if probe is not None and threads_per_session(settings) == 1 else [])
+    # One 1-thread session, run by a worker per core (engine.workers), unless the owner set
+    # models.sessions: concurrent runs of one session need no second copy of the model.
+    one_thread = threads_per_session(settings) == 1
+    count = settings.sessions or (1 if one_thread else session_count(settings))
+    plain = [probe] if probe is not None and one_thread else []
     plain += [create_session(path, settings) for _ in range(count - len(plain))]
     return plain, create_session(path, settings, threads=cores, spin=True)
 
@@ -255,8 +260,9 @@ def _run_ms(session, bundle: Bundle, deadlines: Deadlines, timeout_s: float,
             enough: float = BIG_MODEL_MS) -> float:
     """The fastest run on zeros, in milliseconds, after one to warm up: runs go on until one
     is under `enough` (the line that decides the layout) or TIMING_S has passed, all within
-    `timeout_s`. One run after one warm-up was the rule before: a busy moment decided the
-    layout for good.
+    `timeout_s`. A warm-up of CLEARLY_BIG times `enough` is the answer itself: one thread
+    must not spend more than a run and a warm-up of a model that big. One run after one
+    warm-up was the rule before: a busy moment decided the layout for good.
 
     Raises ModelLoadError when the model fails on zeros or does not finish in time.
     """
@@ -265,7 +271,11 @@ def _run_ms(session, bundle: Bundle, deadlines: Deadlines, timeout_s: float,
     best = math.inf
     with deadlines.watch(time.monotonic() + timeout_s) as ticket:
         try:
+            started = time.perf_counter()
             session.run(None, {name: zeros}, ticket.options)
+            warm_up = (time.perf_counter() - started) * 1000
+            if warm_up >= enough * CLEARLY_BIG:
+                return warm_up  # no warm-up is that slow: a big model, timed no more
             until = time.perf_counter() + TIMING_S
             while best >= enough and (best == math.inf or time.perf_counter() < until):
                 started = time.perf_counter()

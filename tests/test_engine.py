@@ -478,17 +478,39 @@ def test_row33_time_waiting_in_the_queue_is_not_the_models_overrun(classify_bund
 
 def test_one_thread_sessions_get_a_worker_per_core_unless_sessions_are_set(classify_bundle,
                                                                            monkeypatch):
-    from appliance import engine
+    from appliance import engine, sessions
 
     monkeypatch.setattr(engine, "cpu_count", lambda: 4)
-    with Runner(classify_bundle, _settings(idle_session=False, sessions=0,
-                                           intra_op_threads=1)) as runner:
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 4)
+    with Runner(classify_bundle, _settings(sessions=0, intra_op_threads=0)) as runner:
+        # with the idle session: one 1-thread session, not a copy per worker
+        assert runner.idle_session is not None
         assert len(runner.sessions) == 1 and len(runner._workers) == 4
         outputs = list(ThreadPoolExecutor(4).map(runner.run, [_tensor([0, 1, 0])] * 8))
         assert all(int(np.argmax(out[0])) == 1 for out in outputs)
     with Runner(classify_bundle, _settings(idle_session=False, sessions=0,
                                            intra_op_threads=2)) as runner:
         assert len(runner._workers) == 2  # two 2-thread runs fill the four cores
+    with Runner(classify_bundle, _settings(idle_session=False, sessions=0,
+                                           intra_op_threads=8)) as runner:
+        assert len(runner._workers) == len(runner.sessions) == 2  # wider than the machine:
+        assert int(np.argmax(runner.run(_tensor([0, 1, 0]))[0])) == 1
     with Runner(classify_bundle, _settings(idle_session=False, sessions=1,
                                            intra_op_threads=1)) as runner:
         assert len(runner._workers) == 1  # the owner's number: one run at a time
+
+
+def test_runs_stopped_together_are_one_overrun(endless_bundle, monkeypatch):
+    from appliance import engine, sessions
+
+    monkeypatch.setattr(engine, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 2)
+    settings = _settings(timeout_s=0.5, idle_session=False, sessions=0, intra_op_threads=1)
+    with Runner(endless_bundle, settings) as runner, ThreadPoolExecutor(2) as pool:
+        assert len(runner._workers) == 2
+        together = [pool.submit(runner.run, _tensor([1, 1, 1])) for _ in range(2)]
+        assert all(isinstance(f.exception(20), DeadlineExceeded) for f in together)
+        assert runner.overruns == 1  # one stall of the box, not two faults of the model
+        with pytest.raises(DeadlineExceeded):
+            runner.run(_tensor([1, 1, 1]))  # a later run that overruns is counted again
+        assert runner.overruns == 2

@@ -229,7 +229,7 @@ def test_a_slow_run_while_the_box_starts_does_not_make_a_small_model_big(models_
 def test_a_big_model_is_timed_for_a_while_and_stays_big(models_dir):
     ms, runs = _time(models_dir, [40.0, 50.0, 50.0] + [15.0] * 100)
     assert ms >= 15.0
-    # runs for TIMING_S (0.3 s): past the busy start (the first two), not for ever
+    # runs for TIMING_S (0.15 s): past the busy start (the first two), not for ever
     assert 5 <= runs <= 1 + sessions.TIMING_S * 1000 / 15 + 1
 
 
@@ -245,3 +245,39 @@ def test_a_plan_measured_the_old_way_is_measured_anew(models_dir, tmp_path, monk
     assert idle is not None
     assert json.loads(path.read_text(encoding="utf-8"))[
         sessions.Plans.key(bundle, settings)] == 6.5
+
+
+def test_the_fastest_run_is_kept_not_the_last(models_dir):
+    ms, _ = _time(models_dir, [40.0, 30.0, 12.0] + [30.0] * 100)
+    assert 12.0 <= ms < 30.0
+
+
+def test_a_warm_up_ten_times_the_line_is_big_without_more_runs(models_dir):
+    # a model of seconds on one thread must not spend TIMING_S more of them at each install
+    ms, runs = _time(models_dir, [sessions.BIG_MODEL_MS * sessions.CLEARLY_BIG + 5] + [1.0] * 9)
+    assert ms >= sessions.BIG_MODEL_MS * sessions.CLEARLY_BIG and runs == 1
+
+
+def test_the_timing_session_serves_only_where_plain_sessions_have_one_thread(
+        models_dir, monkeypatch):
+    from appliance.deadlines import Deadlines
+
+    bundle = tiny.write_bundle(models_dir, "timed")
+    made = []
+    real = sessions.create_session
+
+    def recording(path, settings, threads=None, spin=None, arena=True):
+        made.append(real(path, settings, threads, spin, arena))
+        return made[-1]
+
+    monkeypatch.setattr(sessions, "cpu_count", lambda: 4)
+    monkeypatch.setattr(sessions, "create_session", recording)
+    monkeypatch.setattr(sessions, "_run_ms", lambda *_args: 2.0)
+    for threads, reused in ((0, True), (2, False)):
+        made.clear()
+        settings = config.load(env={}, overrides={"models.intra_op_threads": threads}).models
+        with Deadlines() as deadlines:
+            plain, _ = sessions.open_sessions(bundle, settings, deadlines)
+        assert (plain[0] is made[0]) is reused
+        assert {s.get_session_options().intra_op_num_threads for s in plain} == \
+            {1 if reused else threads}

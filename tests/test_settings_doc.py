@@ -15,8 +15,8 @@ def test_each_row_shows_the_settings_own_default_and_help():
     table = settings_doc.table()
     assert "| `server.port` | `8080` | TCP port; flag --port |" in table
     assert "| `models.sessions` | `0` | plain onnxruntime sessions per model, each with its " \
-           "own worker thread; 0: half the cores, at least 1, and with 1-thread sessions a " \
-           "worker per core running them at once |" in table
+           "own worker thread; 0: one 1-thread session run by a worker per core with the " \
+           "idle session, else half the cores (at least 1) |" in table
     assert "| `models.dir` | models/ in a checkout, else /var/lib/appliance/models |" in table
     assert table.count("\n| `") == len(config.describe())
 
