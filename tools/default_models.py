@@ -43,7 +43,10 @@ CALIBRATION_IMAGES = {"efficientnet-lite0": 64, "lite0-embed": 64, "sketch": 16,
 # Stricter gates than the task's own, where the default gate let through an INT8 model
 # that a person would call wrong: faces at box F1 0.98 against float answered a face at
 # 0.60 in a photograph of a coffee cup (a fresh build on this machine, 2026-11-29).
-GATES = {"faces": {"box_f1": 0.99}}
+# objects at box F1 0.90 (exactly the line, 36 nodes kept float) on a 2-core AMD EPYC without
+# VNNI found only the cup in the coffee photograph at any threshold down to 0.1, and called
+# a bowl a cup: test_default_models failed at two places (2026-11-29).
+GATES = {"faces": {"box_f1": 0.99}, "objects": {"box_f1": 0.95}}
 
 
 class Built(NamedTuple):
