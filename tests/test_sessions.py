@@ -281,3 +281,14 @@ def test_the_timing_session_serves_only_where_plain_sessions_have_one_thread(
         assert (plain[0] is made[0]) is reused
         assert {s.get_session_options().intra_op_num_threads for s in plain} == \
             {1 if reused else threads}
+
+
+def test_spinning_threads_stop_when_a_run_returns(models_dir):
+    bundle = tiny.write_bundle(models_dir, "spun")
+    spun = create_session(bundle.model_path, _settings(), threads=2, spin=True)
+    still = create_session(bundle.model_path, _settings(), threads=2, spin=False)
+    options = spun.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert still.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning") == "0"
