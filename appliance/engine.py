@@ -39,7 +39,9 @@ from appliance.sessions import (
     cpu_count,
     create_session,
     input_dtype,
+    layout,
     open_sessions,
+    workers,
 )
 
 if TYPE_CHECKING:
@@ -102,10 +104,7 @@ class Runner:
             raise
         self.session = self.sessions[0]
         self.input_name, self.input_shape = check_signature(self.session, bundle)
-        # Concurrent runs of one session are safe and run in parallel: one 1-thread session
-        # gets a worker per core, so a crowd has every core without a second copy of the
-        # model (two sessions of efficientnet-lite0 held 33 MB more with the defaults).
-        runs = workers(self.sessions) if not settings.sessions else len(self.sessions)
+        runs = workers(self.sessions, settings)
         log.info("model %s: %s", bundle.name, layout(self.sessions, self.idle_session, runs))
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.max_batch, self.max_wait_ms = batching(bundle, settings)
@@ -418,32 +417,6 @@ class Runner:
                                 f"{self.settings.timeout_s:g} s (models.timeout_s): the run "
                                 "was stopped and the model reported in GET /v1/models; "
                                 "try another model or ask the owner to remove this one")
-
-
-def threads(session) -> int | None:
-    """A session's intra-op threads; None for a session given to Runner that cannot say."""
-    options = getattr(session, "get_session_options", None)
-    return options().intra_op_num_threads if options else None
-
-
-def workers(plain: list) -> int:
-    """Worker threads for the queue when `models.sessions` is 0 (automatic): one per plain
-    session, and more where the sessions' threads leave cores idle (1-thread sessions: one
-    worker per core). A number set there is the sessions and their workers."""
-    counts = [threads(session) for session in plain]
-    if None in counts:
-        return len(plain)
-    return max(len(plain), cpu_count() // max(1, max(counts)))
-
-
-def layout(plain: list, idle, runs: int) -> str:
-    """How a model is served, for the log: its plain sessions' threads, the runs at once
-    under load, and the idle session's threads (an owner, and the benchmark, can then tell
-    which layout a start chose)."""
-    said = (f"{len(plain)} queued session(s) of {threads(plain[0]) or '?'} thread(s), "
-            f"{runs} run(s) at once")
-    return said + (f", and an idle session of {threads(idle)} for a lone request"
-                   if idle is not None else ", no idle session")
 
 
 def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:

@@ -218,11 +218,11 @@ def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
     A request that finds a small model idle runs at once in its own thread on the idle
     session: every core, spinning threads, the lowest latency one at a time. Under load the
     queue and the plain session take over: one thread a run, no spinning, run by a worker
-    per core (the `models.sessions` set, where it is), so no thread spins on the cores that
-    decode and serve HTTP. A big model (one thread's run of BIG_MODEL_MS or more per core)
-    gains little from spinning and a second copy of its activations costs tens of MB, so it
-    gets one session on every core that serves everything. `plans` holds the timing of an
-    earlier start (measured now and kept where it has none).
+    per core (`workers`; the `models.sessions` set, where it is), so no thread spins on the
+    cores that decode and serve HTTP. A big model (one thread's run of BIG_MODEL_MS or more
+    per core) gains little from spinning and a second copy of its activations costs tens of
+    MB, so it gets one session on every core that serves everything. `plans` holds the
+    timing of an earlier start (measured now and kept where it has none).
     Raises ModelLoadError (also when the timing runs pass models.timeout_s) or BundleError.
     """
     from appliance import tasks
@@ -253,13 +253,44 @@ def open_sessions(bundle: Bundle, settings: Models, deadlines: Deadlines,
     if known >= big:
         probe = None  # not two copies of a big model's weights at once
         return [create_session(path, settings, threads=cores, spin=False)], None
-    # One 1-thread session, run by a worker per core (engine.workers), unless the owner set
+    # One 1-thread session, run by a worker per core (workers, below), unless the owner set
     # models.sessions: concurrent runs of one session need no second copy of the model.
     one_thread = threads_per_session(settings) == 1
     count = settings.sessions or (1 if one_thread else session_count(settings))
     plain = [probe] if probe is not None and one_thread else []
     plain += [create_session(path, settings) for _ in range(count - len(plain))]
     return plain, create_session(path, settings, threads=cores, spin=True)
+
+
+def threads(session) -> int | None:
+    """A session's intra-op threads; None for a session given to Runner that cannot say."""
+    options = getattr(session, "get_session_options", None)
+    return options().intra_op_num_threads if options else None
+
+
+def workers(plain: list, settings: Models) -> int:
+    """Worker threads for the queue of `plain` sessions (open_sessions' count goes with it).
+
+    A number in `models.sessions` is the sessions and their workers. With 0 (automatic):
+    one per plain session, and more where the sessions' threads leave cores idle. Concurrent
+    runs of one session are safe and run in parallel, so one 1-thread session gets a worker
+    per core and a crowd has every core without a second copy of the model (two sessions of
+    efficientnet-lite0 held 33 MB more with the default bundles).
+    """
+    counts = [threads(session) for session in plain]
+    if settings.sessions or None in counts:
+        return len(plain)
+    return max(len(plain), cpu_count() // max(1, max(counts)))
+
+
+def layout(plain: list, idle, runs: int) -> str:
+    """How a model is served, for the log: its plain sessions' threads, the runs at once
+    under load, and the idle session's threads (an owner, and the benchmark, can then tell
+    which layout a start chose)."""
+    said = (f"{len(plain)} queued session(s) of {threads(plain[0]) or '?'} thread(s), "
+            f"{runs} run(s) at once")
+    return said + (f", and an idle session of {threads(idle)} for a lone request"
+                   if idle is not None else ", no idle session")
 
 
 def _run_ms(session, bundle: Bundle, deadlines: Deadlines, timeout_s: float,
