@@ -130,6 +130,18 @@ def test_bad_images(client, data, status, code, fragment):
     assert error["code"] == code and fragment in error["message"]
 
 
+def test_a_one_file_form_is_read_without_werkzeugs_form_parser(client, monkeypatch):
+    import flask
+
+    def refuse(self):
+        raise AssertionError("werkzeug's form parser ran for curl's one-file form")
+
+    monkeypatch.setattr(flask.Request, "make_form_data_parser", refuse)
+    response = client.post("/v1/models/tiny-classify/infer",
+                           data={"image": (io.BytesIO(image_bytes()), "x.jpg")})
+    assert response.status_code == 200, response.get_json()
+
+
 def test_multipart_without_image_field(client):
     response = client.post("/v1/models/tiny-classify/infer",
                            data={"photo": (io.BytesIO(image_bytes()), "x.jpg")})

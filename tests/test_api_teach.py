@@ -77,6 +77,15 @@ def test_the_owner_is_the_author_with_the_licence_they_pick(teach):
     assert "tiny-embed by Test Author (CC0-1.0)" in attribution["source"]
 
 
+def test_author_and_licence_may_come_as_form_fields_beside_the_photo(teach):
+    data = {"image": (io.BytesIO(image_bytes(COLOURS["red"])), "a.jpg"), "author": "Grace",
+            "license": "CC0-1.0"}
+    assert teach.post("/v1/models/mine/examples/red", data=data, headers=AUTH).status_code == 201
+    _add(teach, "mine", "green")
+    attribution = teach.get("/v1/models/mine").json["attribution"]
+    assert attribution["author"] == "Grace" and attribution["license"] == "CC0-1.0"
+
+
 def test_defaults_credit_the_owner_of_the_box(teach):
     _teach(teach, per_class=1)
     attribution = teach.get("/v1/models/colours").json["attribution"]
