@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from appliance.tasks.scratch import floats
+
 if TYPE_CHECKING:
     from appliance.bundle import InputSpec
 
@@ -86,7 +88,7 @@ def _planar(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     # plane, no float HWC copy and no transpose pass.
     gain, offset = _affine(spec)
     order = (2, 1, 0) if spec.color == "BGR" else (0, 1, 2)
-    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    out = floats((3, *pixels.shape[:2]))
     # mean and std are in the model's channel order, as in the interleaved path.
     for plane, channel in enumerate(order):
         np.multiply(pixels[..., channel], gain[plane], out=out[plane])
@@ -97,8 +99,8 @@ def _planar(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
 def _normalize(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     # One multiply and one add over the image instead of three passes.
     gain, offset = _affine(spec)
-    out = pixels.astype(np.float32)
-    out *= gain
+    out = floats(pixels.shape)
+    np.multiply(pixels, gain, out=out)
     out += offset
     return out
 
