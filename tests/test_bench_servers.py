@@ -18,7 +18,7 @@ def test_bench_runs_on_a_tiny_model(models_dir, tmp_path, capsys):
                        "appliance,floor,naive", "--concurrency", "1,4", "--images", "small",
                        "--seconds", "0.3", "--warmup", "0.1", "--defaults", "", "--out",
                        str(out), "--variant", "batched:APPLIANCE_MODELS_MAX_BATCH=4",
-                       "--compat", ""])
+                       "--compat", "", "--rounds", "2", "--round-seconds", "0.2"])
     assert code == 0
     report = json.loads((out / "bench.json").read_text())
     names = [s["name"] for s in report["servers"]]
@@ -33,8 +33,16 @@ def test_bench_runs_on_a_tiny_model(models_dir, tmp_path, capsys):
     bare = report["bare"]["small"]
     assert bare["latency"]["n"] >= 5 and bare["limit"]["throughput_rps"] > 0
     assert 0 < report["decode"]["ratio"] < 1  # the phone photo decodes at a reduced scale
+    paired = report["paired"]
+    assert len(paired["rounds"]) == 2 and paired["concurrency"] == 4
+    for row in paired["rounds"]:
+        assert row["box_p50_ms"] > 0 and row["floor_p50_ms"] > 0 and row["box_rps"] > 0
+        assert row["vs_limit"] == row["box_rps"] / row["limit_rps"]
+    assert paired["overhead"]["low"] <= paired["overhead"]["median"] <= \
+        paired["overhead"]["high"]
     table = (out / "bench.md").read_text()
     assert "| appliance |" in table and "| bare limit (" in table and "| goal |" in table
+    assert "c=4: box throughput / bare limit, median of 2 alternating rounds" in table
     assert (out / "bench.svg").read_text().startswith("<svg")
     assert "bench.json" in capsys.readouterr().out
 
@@ -45,8 +53,8 @@ def test_a_server_that_answers_the_wrong_label_fails_the_run(models_dir, tmp_pat
     with pytest.raises(RuntimeError, match="without the label bare onnxruntime gives"):
         bench.main(["--model", str(models_dir / "tiny-classify"), "--servers", "appliance",
                     "--concurrency", "1", "--images", "small", "--seconds", "0.1",
-                    "--warmup", "0", "--defaults", "", "--compat", "", "--out",
-                    str(tmp_path)])
+                    "--warmup", "0", "--defaults", "", "--compat", "", "--rounds", "0",
+                    "--out", str(tmp_path)])
 
 
 def test_unknown_server_and_missing_model_are_usage_errors(models_dir, tmp_path, capsys):

@@ -33,10 +33,12 @@ def goals(report: dict, image: str = "small") -> list[dict[str, Any]]:
     top = max(report["concurrency"])
     out = []
 
-    def add(name: str, value: float | None, target: float, higher_is_better: bool) -> None:
+    def add(name: str, value: float | None, target: float, higher_is_better: bool,
+            spread: dict | None = None) -> None:
         met = None if value is None else (value >= target if higher_is_better
                                           else value <= target)
-        out.append({"goal": name, "value": value, "target": target, "met": met})
+        out.append({"goal": name, "value": value, "target": target, "met": met}
+                   | ({"low": spread["low"], "high": spread["high"]} if spread else {}))
 
     one, floor_one = box and _run(box, image, 1), floor and _run(floor, image, 1)
     overhead = None
@@ -54,6 +56,13 @@ def goals(report: dict, image: str = "small") -> list[dict[str, Any]]:
     add(f"c={top}: box throughput / best peer's",
         many["throughput_rps"] / max(peers) if many and peers else None, GOALS["vs_peers"],
         True)
+    paired = report.get("paired")
+    if paired:
+        rounds = f"median of {paired['count']} alternating rounds"
+        add(f"c=1: box p50 over the bare loop / web floor p50, {rounds}",
+            paired["overhead"]["median"], GOALS["overhead"], False, paired["overhead"])
+        add(f"c={paired['concurrency']}: box throughput / bare limit, {rounds}",
+            paired["vs_limit"]["median"], GOALS["vs_limit"], True, paired["vs_limit"])
     decode = report.get("decode")
     add("phone photo: fast image path / full decode + resize",
         decode["ratio"] if decode else None, GOALS["decode"], False)
@@ -90,6 +99,8 @@ def to_markdown(report: dict) -> str:
     lines += ["| goal | target | measured | met |", "| --- | --- | --- | --- |"]
     for goal in goals(report):
         value = "not measured" if goal["value"] is None else f"{goal['value']:.2f}"
+        if "low" in goal:
+            value += f" ({goal['low']:.2f}-{goal['high']:.2f})"
         met = {True: "yes", False: "**no**", None: "-"}[goal["met"]]
         lines.append(f"| {goal['goal']} | {goal['target']:g} | {value} | {met} |")
     return "\n".join(lines) + "\n"

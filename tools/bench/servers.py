@@ -5,11 +5,13 @@ the same photos.
     python tools/bench/servers.py [--model models/efficientnet-lite0] [--seconds 5]
         [--servers appliance,floor,naive,mlserver,bentoml,kserve] [--concurrency 1,4,16]
         [--images small,phone] [--variant NAME:KEY=VALUE,...] [--out bench-out]
-        [--compat models/objects] [--compat-requests 300]
+        [--compat models/objects] [--compat-requests 300] [--rounds 5] [--round-seconds 3]
 
 With --compat (the default bundle `objects` by default), also DeepStack's detection route
 with Frigate's 320x320 JPEG and Frigate's zmq detector (tensor in, tensor out), each against
-bare onnxruntime on the same model (tools/bench/compat.py).
+bare onnxruntime on the same model (tools/bench/compat.py). With --rounds (5 by default),
+also the c=1 overhead and the share of the bare limit taken within alternating rounds, so
+that a busy minute on a shared machine moves both sides of each ratio (tools/bench/paired.py).
 
 Writes OUT/bench.json, OUT/bench.md (the tables the README carries) and OUT/bench.svg.
 MLServer, BentoML and KServe run from virtualenvs of their own under .bench/venvs/, built
@@ -37,6 +39,7 @@ if __name__ == "__main__":
 from tools.bench import bare as bench_bare
 from tools.bench import compat as bench_compat
 from tools.bench import contenders as bench_contenders
+from tools.bench import paired as bench_paired
 from tools.bench import report as bench_report
 from tools.bench.client import PeakMemory, closed_loop, percentiles
 from tools.live_server import LiveServer, post_image
@@ -172,6 +175,12 @@ def run(args: argparse.Namespace) -> dict:
             report["servers"].append(measure_server(contender, model, images, expected,
                                                     args.concurrency, args.seconds,
                                                     args.warmup, Path(scratch)))
+        if args.rounds:
+            print(f"alternating rounds: bare, box and floor at c=1, limit and box at "
+                  f"c={max(args.concurrency)}", file=sys.stderr)
+            report["paired"] = bench_paired.rounds(model, all_images["small"]["jpeg"],
+                                                   Path(scratch), args.rounds,
+                                                   args.round_seconds, max(args.concurrency))
     report["decode"] = bench_bare.decode_speed(model, all_images["phone"]["jpeg"])
     if args.compat:
         print(f"home and camera software's calls on {args.compat}", file=sys.stderr)
@@ -206,6 +215,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "detector against bare onnxruntime ('' to skip)")
     parser.add_argument("--compat-requests", type=int, default=300,
                         help="DeepStack calls at each concurrency, and bare runs")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds for the two speed goals (0 to skip)")
+    parser.add_argument("--round-seconds", type=float, default=3.0,
+                        help="measured time of each part of a round")
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
     args = parser.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
