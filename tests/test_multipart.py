@@ -62,6 +62,8 @@ def test_the_one_file_form_gives_what_werkzeug_gives(body):
     (form(head=b'Content-Disposition: form-data; name="image"; filename="x.jpg"\r\n'
                b'Content-Type: a\r\nContent-Type: b'), B),
     (form(head=b'Content-Disposition: form-data; name="\xff"; filename="x.jpg"'), B),
+    (form(head=b'Content-Disposition: form-data; name="image"; filename="' + b"a" * 5000
+               + b'"'), B),
     (form(head=b'Content-Disposition: form-data; name="image"; filename="x.jpg"\n'
                b'Content-Type: image/jpeg'), B),
     (form(data=PHOTO + b"\n--" + B.encode() + b"\r\n" + PHOTO), B),
@@ -74,7 +76,7 @@ def test_the_one_file_form_gives_what_werkzeug_gives(body):
     (form(), "other"),
 ], ids=["preamble", "blank-lines-first", "epilogue", "other-field", "no-filename",
         "not-form-data", "no-disposition", "other-header", "folded-header", "header-twice",
-        "not-utf8", "lone-lf-in-head",
+        "not-utf8", "long-head", "lone-lf-in-head",
         "boundary-after-lf-in-file", "closing-inside-file", "no-closing", "no-blank-line",
         "boundary-too-long", "no-boundary", "non-ascii-boundary", "wrong-boundary"])
 def test_every_other_shape_is_left_to_werkzeug(body, boundary):
