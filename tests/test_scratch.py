@@ -45,6 +45,15 @@ def test_other_shapes_and_other_threads_get_their_own():
     assert scratch.floats((3, 5, 6)).shape == (3, 5, 6)
 
 
+def test_without_reference_counts_to_trust_no_array_is_kept(monkeypatch):
+    monkeypatch.setattr(scratch, "REUSE", False)
+    first = scratch.floats((3, 4, 6))
+    assert getattr(scratch._kept, "array", "unset") is None
+    del first
+    assert scratch.floats((3, 4, 6)).shape == (3, 4, 6)
+    assert getattr(scratch._kept, "array", "unset") is None
+
+
 def test_arrays_over_the_cap_are_not_kept():
     shape = (3, 736, 736)  # OCR's page: 6.5 MB
     kept = scratch.floats((3, 4, 6))

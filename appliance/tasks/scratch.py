@@ -7,6 +7,10 @@ written, and unmapped them after the run. In the live server that was 0.4-0.5 ms
 request's preprocessing. `floats` hands a thread back its last array of the same shape when
 no other reference to it is left (the request that used it is over, and no queued run or
 calibration list kept it), and a new one otherwise.
+
+"No other reference" is read from `sys.getrefcount`, whose count of a local name CPython 3.14
+changes (borrowed loads): there, and on interpreters without reference counts, every call
+gets a new array, as before.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ MAX_KEPT_BYTES = 2 << 20  # a 416x416 float input; larger ones (OCR's pages) are
 _kept = threading.local()
 # References to a kept array that is free: `_kept`'s, the local name, getrefcount's argument.
 FREE_REFS = 3
+REUSE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 def floats(shape: tuple[int, ...]) -> np.ndarray:
@@ -30,5 +35,5 @@ def floats(shape: tuple[int, ...]) -> np.ndarray:
     if array is not None and array.shape == shape and sys.getrefcount(array) == FREE_REFS:
         return array
     array = np.empty(shape, dtype=np.float32)
-    _kept.array = array if array.nbytes <= MAX_KEPT_BYTES else None
+    _kept.array = array if REUSE and array.nbytes <= MAX_KEPT_BYTES else None
     return array
