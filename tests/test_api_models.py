@@ -142,6 +142,17 @@ def test_a_one_file_form_is_read_without_werkzeugs_form_parser(client, monkeypat
     assert response.status_code == 200, response.get_json()
 
 
+def test_an_image_field_without_a_file_name_is_not_a_file(client):
+    # `curl -F image=<photo.jpg` sends the photo as a text field: werkzeug's rule, kept by
+    # the one-file reader too.
+    body = (b'--B\r\nContent-Disposition: form-data; name="image"\r\n\r\n' + image_bytes()
+            + b"\r\n--B--\r\n")
+    response = client.post("/v1/models/tiny-classify/infer", data=body,
+                           content_type="multipart/form-data; boundary=B")
+    assert response.status_code == 400
+    assert "no multipart field 'image'" in response.get_json()["error"]["message"]
+
+
 def test_multipart_without_image_field(client):
     response = client.post("/v1/models/tiny-classify/infer",
                            data={"photo": (io.BytesIO(image_bytes()), "x.jpg")})
