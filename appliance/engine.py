@@ -403,20 +403,17 @@ class Runner:
             if not overlapping:
                 self.overruns += 1
                 self._last_overrun = time.monotonic()
+        stopped = (f"model {self.bundle.name} did not finish within "
+                   f"{self.settings.timeout_s:g} s (models.timeout_s): the run was stopped")
         if overlapping:
-            return DeadlineExceeded(f"model {self.bundle.name} did not finish within "
-                                    f"{self.settings.timeout_s:g} s (models.timeout_s): the "
-                                    "run was stopped; retry later",
-                                    headers={"Retry-After": "5"})
+            return DeadlineExceeded(f"{stopped}; retry later", headers={"Retry-After": "5"})
         log.error("model %s: a run passed its %g s deadline (models.timeout_s) and was "
                   "stopped (%d so far)", self.bundle.name, self.settings.timeout_s,
                   self.overruns)
         if self.on_overrun is not None:
             self.on_overrun(self)
-        return DeadlineExceeded(f"model {self.bundle.name} did not finish within "
-                                f"{self.settings.timeout_s:g} s (models.timeout_s): the run "
-                                "was stopped and the model reported in GET /v1/models; "
-                                "try another model or ask the owner to remove this one")
+        return DeadlineExceeded(f"{stopped} and the model reported in GET /v1/models; try "
+                                "another model or ask the owner to remove this one")
 
 
 def batching(bundle: Bundle, settings: Models) -> tuple[int, float]:
