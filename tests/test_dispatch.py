@@ -1,5 +1,6 @@
-"""waitress's workers woken most-recently-idle first."""
+"""waitress's workers woken most-recently-idle first, and no log line per waiting request."""
 
+import logging
 import threading
 import time
 
@@ -78,3 +79,32 @@ def test_one_request_at_a_time_stays_on_one_hot_thread():
             assert done.acquire(timeout=5)
     finally:
         dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+
+def test_a_crowd_waiting_for_workers_writes_no_log_line_per_request(caplog):
+    dispatcher = HotThreadDispatcher(1)
+    release, done = threading.Event(), threading.Semaphore(0)
+    blocked = _Blocking(release, done)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="waitress.queue"):
+            dispatcher.add_task(blocked)
+            for _ in range(8):  # all wait behind the one busy worker
+                dispatcher.add_task(_Task(done, []))
+            assert len(dispatcher.queue) >= 8
+        assert [r.getMessage() for r in caplog.records if r.name == "waitress.queue"] == []
+        release.set()
+        for _ in range(9):  # and every one is still served
+            assert done.acquire(timeout=5)
+    finally:
+        release.set()
+        dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+
+class _Blocking(_Task):
+    def __init__(self, release, done):
+        super().__init__(done, [])
+        self.release = release
+
+    def service(self):
+        self.release.wait(5)
+        super().service()
