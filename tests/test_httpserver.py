@@ -2,6 +2,8 @@
 the per-route body table it reads. Over real sockets: tests/test_hardening_http.py."""
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -310,3 +312,82 @@ def test_a_body_is_given_back_when_the_app_returns_before_its_answer_goes_out(ap
     parser.close()  # and again at close: nothing twice
     assert body_limits.receiving.held == 0
     assert ApplianceChannel.task_class is ReceivingTask
+
+
+class _Server:
+    """What ApplianceChannel asks of its server, with each wake-up recorded as whether the
+    channel's output lock was free then (asked from another thread, as the loop would)."""
+
+    def __init__(self, body_limits) -> None:
+        self.body_limits = body_limits
+        self.wakes: list[bool] = []
+        self.channel = None
+        self.active_channels: dict = {}
+
+    def pull_trigger(self) -> None:
+        lock, free = self.channel.outbuf_lock, []
+
+        def ask() -> None:
+            free.append(lock.acquire(False))
+            if free[0]:
+                lock.release()
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        asker.join()
+        self.wakes.extend(free)
+
+
+def _channel(body_limits):
+    from appliance.httpserver import ApplianceChannel
+
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server = _Server(body_limits)
+    server.channel = ApplianceChannel(server, ours, ("192.0.2.1", 1), Adjustments(), map={})
+    return server.channel, server, theirs
+
+
+def test_the_loop_does_not_watch_a_socket_while_a_task_writes_to_it(body_limits):
+    channel, _, theirs = _channel(body_limits)
+    try:
+        channel.requests = [object()]  # a task is running
+        channel.total_outbufs_len = 100
+        holder_has_it, done = threading.Event(), threading.Event()
+
+        def task_writing() -> None:
+            with channel.outbuf_lock:
+                holder_has_it.set()
+                done.wait(5)
+
+        writer = threading.Thread(target=task_writing)
+        writer.start()
+        assert holder_has_it.wait(5)
+        assert not channel.writable()  # the task flushes this itself: no pass spins on it
+        done.set()
+        writer.join()
+        assert channel.writable()  # left over once the task let go: the loop sends it
+        channel.requests = []
+        assert channel.writable()
+        channel.total_outbufs_len = 0
+        assert not channel.writable()
+        channel.close_when_flushed = True
+        assert channel.writable()
+    finally:
+        channel.total_outbufs_len = 0
+        channel.handle_close()
+        theirs.close()
+
+
+def test_output_the_socket_did_not_take_wakes_the_loop_after_the_lock_is_let_go(body_limits):
+    channel, server, theirs = _channel(body_limits)
+    try:
+        channel.requests = [object()]
+        channel.write_soon(b"x" * (2 << 20))  # far more than the socket takes at once
+        assert channel.total_outbufs_len > 0
+        # waitress wakes the loop with the lock held (writable then says no); one more
+        # wake-up once it is free makes the loop watch the socket for the rest.
+        assert server.wakes and server.wakes[-1] is True
+    finally:
+        channel.handle_close()
+        theirs.close()
