@@ -1,5 +1,7 @@
-"""The web floor: a do-nothing Flask app on waitress that receives the same multipart upload
-as the box and answers a small JSON body. What any Flask+waitress server costs per request.
+"""The web floor: a do-nothing Flask app that receives the same multipart upload as the box
+and answers a small JSON body, on the box's own server (appliance.httpserver, with the box's
+waitress settings). What any Flask app costs per request on that server, so that only the
+app differs.
 
     python -m tools.bench.peers.floor PORT
 """
@@ -10,24 +12,35 @@ import sys
 
 from flask import Flask, jsonify, request
 
+# An image route by the box's body table (appliance.api.limits), so the server caps, counts
+# and reads this upload as it does the box's own.
+ENDPOINT = "models.infer_active"
+
 
 def create_app() -> Flask:
     app = Flask(__name__)
 
-    @app.post("/upload")
     def upload():
         data = request.files["image"].read()
         return jsonify(ok=True, bytes=len(data))
 
+    app.add_url_rule("/upload", ENDPOINT, upload, methods=["POST"])
     return app
 
 
 def main(argv: list[str]) -> int:
-    import waitress
+    from appliance import config
+    from appliance.api.limits import BodyLimits
+    from appliance.httpserver import create_server
+    from appliance.server import waitress_options
 
-    # The box's own waitress settings (server.threads = 8), so only the app differs.
-    waitress.serve(create_app(), host="127.0.0.1", port=int(argv[0]), threads=8,
-                   ident="floor", _quiet=True)
+    app = create_app()
+    # As the benchmark starts the box: one client stands for many, so no per-client budget.
+    settings = config.load(env={}, overrides={"server.host": "127.0.0.1",
+                                              "server.port": int(argv[0]),
+                                              "server.max_receiving_mb": 1000.0})
+    limits = BodyLimits(app.url_map, settings)
+    create_server(app, limits, **waitress_options(settings, limits.largest())).run()
     return 0
 
 
