@@ -22,7 +22,7 @@ def test_bench_runs_on_a_tiny_model(models_dir, tmp_path, capsys):
     assert code == 0
     report = json.loads((out / "bench.json").read_text())
     names = [s["name"] for s in report["servers"]]
-    assert names == ["appliance", "web floor (Flask+waitress, no model)",
+    assert names == ["appliance", "web floor (Flask on the box's waitress, no model)",
                      "naive (Flask dev server)", "appliance (batched)"]
     for server in report["servers"]:
         assert "skipped" not in server, server.get("skipped")

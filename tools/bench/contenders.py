@@ -167,7 +167,7 @@ def floor() -> Contender:
         process, log = _spawn("floor", [sys.executable, "-m", "tools.bench.peers.floor",
                                         str(port)], workdir, {})
         return Running("web floor", process, port, _multipart_request("/upload"), log)
-    return Contender("web floor (Flask+waitress, no model)", "floor", start)
+    return Contender("web floor (Flask on the box's waitress, no model)", "floor", start)
 
 
 def naive() -> Contender:
