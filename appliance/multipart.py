@@ -13,6 +13,8 @@ form, and every limit on forms (the part count, field sizes), is answered as bef
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from werkzeug.http import parse_options_header
 
 MAX_BOUNDARY = 70  # RFC 2046's longest boundary
@@ -22,30 +24,50 @@ MAX_HEAD = 4096
 PART_HEADERS = frozenset({"content-disposition", "content-type"})
 
 
-def single_file(body: bytes, boundary: str, field: str) -> bytes | None:
-    """The file in form field `field` when `body` is a form of exactly that one file part,
-    else None (parse it with a general form parser). Raises nothing."""
+def single_file(stream: BinaryIO, length: int, boundary: str, field: str) -> bytes | None:
+    """The file in form field `field` when the `length` bytes of `stream` (seekable, at the
+    body's start) are a form of exactly that one file part, else None (seek back to 0 and
+    parse it with a general form parser). The part's headers and the closing boundary are
+    read on their own, then the file in one read: one copy of it, where reading the body
+    and slicing the file out took three (each large buffer is freshly mapped and faulted
+    in, appliance/memory.py: 3.8 against 0.7 ms for a 2 MB phone photo). Raises what the
+    stream's reads raise (OSError)."""
     if not 0 < len(boundary) <= MAX_BOUNDARY or not boundary.isascii():
         return None
     delimiter = b"--" + boundary.encode("ascii")
-    # RFC 2046 lets the first boundary follow a line break, as werkzeug's own client sends it.
-    opening = delimiter + b"\r\n"
-    first = 2 if body.startswith(b"\r\n") else 0
-    if not body.startswith(opening, first):
+    start = _file_start(stream.read(min(length, 2 + len(delimiter) + 2 + MAX_HEAD)),
+                        delimiter, field)
+    closing = b"\r\n" + delimiter + b"--"
+    tail_at = max(0, length - len(closing) - 2)
+    stream.seek(tail_at)
+    tail = stream.read(length - tail_at)
+    found = tail.rfind(closing)
+    end = tail_at + found
+    if start is None or found < 0 or end < start or tail[found + len(closing):] not in (
+            b"", b"\r\n"):
         return None
-    head = first + len(opening)
-    head_end = body.find(b"\r\n\r\n", head, head + MAX_HEAD)
-    if head_end < 0 or not _names_file(body[head:head_end], field):
-        return None
-    start = head_end + 4
-    end = body.rfind(b"\r\n" + delimiter + b"--")
-    if end < start or body[end + len(delimiter) + 4:] not in (b"", b"\r\n"):
-        return None
+    stream.seek(start)
+    data = stream.read(end - start)
     # werkzeug ends a part at the boundary after any line break, even a lone \n or \r: a
     # file with the boundary anywhere in it is left to werkzeug, which then decides.
-    if body.find(delimiter, start, end) >= 0:
+    if len(data) != end - start or data.find(delimiter) >= 0:
         return None
-    return body[start:end]
+    return data
+
+
+def _file_start(head: bytes, delimiter: bytes, field: str) -> int | None:
+    """Where the file begins in a body that begins with `head`: after the opening boundary
+    (maybe after a line break; RFC 2046 allows it, werkzeug's own client sends it) and a
+    file part's headers naming `field`. None for any other start."""
+    opening = delimiter + b"\r\n"
+    first = 2 if head.startswith(b"\r\n") else 0
+    if not head.startswith(opening, first):
+        return None
+    begin = first + len(opening)
+    head_end = head.find(b"\r\n\r\n", begin, begin + MAX_HEAD)
+    if head_end < 0 or not _names_file(head[begin:head_end], field):
+        return None
+    return head_end + 4
 
 
 def _names_file(head: bytes, field: str) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from werkzeug.formparser import parse_form_data
 from werkzeug.test import EnvironBuilder
 
-from appliance.multipart import single_file
+from appliance import multipart
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\r\n--\r\n\xff\xd9"
 B = "9051914041544843365972754266"
@@ -19,6 +19,11 @@ def form(data=PHOTO, boundary=B, head=None, tail=b"\r\n"):
         b"Content-Type: image/jpeg")
     delimiter = b"--" + boundary.encode()
     return delimiter + b"\r\n" + head + b"\r\n\r\n" + data + b"\r\n" + delimiter + b"--" + tail
+
+
+def single_file(body, boundary, field):
+    """`multipart.single_file` on `body` as a server's buffer of it."""
+    return multipart.single_file(io.BytesIO(body), len(body), boundary, field)
 
 
 def werkzeug_reads(body, boundary=B):
@@ -90,3 +95,30 @@ def test_two_parts_are_left_to_werkzeug():
             b'name="author"\r\n\r\nAda\r\n' + delimiter + b"--\r\n")
     assert single_file(body, B, "image") is None
     assert werkzeug_reads(body) == PHOTO
+
+
+class _CountingReads(io.BytesIO):
+    def __init__(self, body):
+        super().__init__(body)
+        self.reads: list[int] = []
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.reads.append(len(data))
+        return data
+
+
+def test_the_file_is_read_in_one_piece_and_the_body_only_around_it():
+    photo = PHOTO * 50  # 500 KB: its own read, not sliced out of a copy of the body
+    body = form(data=photo)
+    stream = _CountingReads(body)
+    assert multipart.single_file(stream, len(body), B, "image") == photo
+    assert len(photo) in stream.reads
+    assert sum(stream.reads) - len(photo) <= multipart.MAX_HEAD + 2 * len(B) + 16
+
+
+def test_part_headers_just_under_the_cap_are_read_here():
+    head = (b'Content-Disposition: form-data; name="image"; filename="'
+            + b"a" * (multipart.MAX_HEAD - 100) + b'"')
+    body = form(head=head)
+    assert single_file(body, B, "image") == werkzeug_reads(body) == PHOTO

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 from flask import current_app, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from appliance import multipart
 from appliance.errors import BadRequest
@@ -26,28 +28,50 @@ def admin_services() -> Services:
 
 def uploaded(noun: str, hint: str) -> bytes:
     """The picture in multipart field `image`, or the raw body. Raises BadRequest naming
-    what is missing (`noun`: image, photo) with `hint`, how to send it."""
+    what is missing (`noun`: image, photo) with `hint`, how to send it, and
+    RequestEntityTooLarge for a body over the route's cap."""
+    body = _server_buffer()
     if request.mimetype == "multipart/form-data":
-        data = _form_image(request.get_data(cache=False))
+        if body is None:
+            data = request.get_data(cache=False)
+            body = io.BytesIO(data), len(data)
+        data = _form_image(*body)
         if data is None:
             raise BadRequest(f"no multipart field 'image' in the form: {hint}")
     else:
-        data = request.get_data(cache=False)
+        data = request.get_data(cache=False) if body is None else body[0].read(body[1])
     if not data:
         raise BadRequest(f"no {noun} in the request: {hint}")
     return data
 
 
-def _form_image(body: bytes) -> bytes | None:
-    """The file in form field `image` of the multipart `body`: read directly when it is the
-    form's one part (`curl -F image=@photo.jpg`), else by werkzeug's parser with the app's
-    limits on forms, whose fields are then the request's `form` (a teaching upload's author
-    and license). None when the form has no such file. Raises RequestEntityTooLarge for a
-    form over the part or field limits."""
-    data = multipart.single_file(body, request.mimetype_params.get("boundary", ""), "image")
-    if data is not None:
+def _server_buffer() -> tuple[BinaryIO, int] | None:
+    """The web server's own buffer of the whole request body (waitress's file or BytesIO,
+    at its start) and the body's length, to be read in one piece: werkzeug's stream reads
+    64 KB at a time and copies the body twice more. None where the server gives something
+    else. Raises RequestEntityTooLarge for a body over the route's cap (werkzeug's check)."""
+    request.stream  # noqa: B018 - werkzeug checks the declared length against the cap here
+    raw, length = request.environ.get("wsgi.input"), request.content_length
+    try:
+        at_start = raw is not None and raw.seekable() and raw.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return None
+    return (raw, length) if at_start and length is not None else None
+
+
+def _form_image(stream: BinaryIO, length: int) -> bytes | None:
+    """The file in form field `image` of the multipart body in `stream`: read directly when
+    it is the form's one part (`curl -F image=@photo.jpg`), else by werkzeug's parser with
+    the app's limits on forms, whose fields are then the request's `form` (a teaching
+    upload's author and license). None when the form has no such file. Raises
+    RequestEntityTooLarge for a form over the part or field limits."""
+    data = multipart.single_file(stream, length, request.mimetype_params.get("boundary", ""),
+                                 "image")
+    if data is not None:  # the form's one part: it has no other fields
+        request.form, request.files = ImmutableMultiDict(), ImmutableMultiDict()
         return data
+    stream.seek(0)
     _, request.form, request.files = request.make_form_data_parser().parse(
-        io.BytesIO(body), request.mimetype, len(body), request.mimetype_params)
+        stream, request.mimetype, length, request.mimetype_params)
     upload = request.files.get("image")
     return None if upload is None else upload.read()
