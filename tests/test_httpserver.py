@@ -12,6 +12,7 @@ from waitress.adjustments import Adjustments
 from appliance import config
 from appliance.api import create_app, limits
 from appliance.httpserver import (
+    BODY_READ,
     AmbiguousLength,
     BodyTooLarge,
     LaneDispatcher,
@@ -323,6 +324,10 @@ class _Server:
         self.wakes: list[bool] = []
         self.channel = None
         self.active_channels: dict = {}
+        self.tasks = 0
+
+    def add_task(self, channel) -> None:
+        self.tasks += 1
 
     def pull_trigger(self) -> None:
         lock, free = self.channel.outbuf_lock, []
@@ -364,6 +369,9 @@ def test_the_loop_does_not_watch_a_socket_while_a_task_writes_to_it(body_limits)
         writer.start()
         assert holder_has_it.wait(5)
         assert not channel.writable()  # the task flushes this itself: no pass spins on it
+        channel.total_outbufs_len = channel.adj.outbuf_high_watermark + 1
+        assert channel.writable()  # past the mark the task waits for the loop to send
+        channel.total_outbufs_len = 100
         done.set()
         writer.join()
         assert channel.writable()  # left over once the task let go: the loop sends it
@@ -388,6 +396,41 @@ def test_output_the_socket_did_not_take_wakes_the_loop_after_the_lock_is_let_go(
         # waitress wakes the loop with the lock held (writable then says no); one more
         # wake-up once it is free makes the loop watch the socket for the rest.
         assert server.wakes and server.wakes[-1] is True
+    finally:
+        channel.handle_close()
+        theirs.close()
+
+
+def test_a_body_is_read_in_large_pieces_but_never_past_its_end(body_limits):
+    channel, _, theirs = _channel(body_limits)
+    try:
+        size = BODY_READ + 20_000
+        theirs.sendall(b"POST /v1/models/x/infer HTTP/1.1\r\nContent-Type: image/jpeg\r\n"
+                       b"Content-Length: %d\r\n\r\n" % size)
+        channel.handle_read()  # the headers, at waitress's 8 KB
+        body = channel.request.body_rcv
+        theirs.sendall(b"\xff" * size + b"GET /healthz HTTP/1.1\r\n\r\n" * 100)
+        time.sleep(0.05)
+        channel.handle_read()
+        assert size - body.remain == BODY_READ  # one read took 64 KB of the body
+        channel.handle_read()  # the rest, 20 KB, and not a byte more
+        # The last read ended with the body: the pipelined requests behind it are unread.
+        assert len(channel.requests) == 1 and channel.request is None
+    finally:
+        channel.handle_close()
+        theirs.close()
+
+
+def test_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
+    channel, _, theirs = _channel(body_limits)
+    try:
+        get = b"GET /openapi.json HTTP/1.1\r\n\r\n"
+        theirs.sendall(get * 2048)  # 60 KB
+        time.sleep(0.05)
+        channel.handle_read()
+        # 2048 answers of 62 KB would pass waitress's 16 MB output mark, and the task would
+        # wait there for as long as the client does not read.
+        assert len(channel.requests) <= 8192 // len(get)
     finally:
         channel.handle_close()
         theirs.close()
