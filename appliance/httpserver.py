@@ -28,6 +28,7 @@ Flask app sees a request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -391,13 +392,25 @@ class ApplianceServer(TcpWSGIServer):
         super().__init__(application, **kw)
 
     def maintenance(self, now: float) -> None:
-        """waitress's closing of idle connections, and of those whose request body is still
-        arriving server.body_timeout_s after its headers."""
+        """waitress's closing of idle connections, of those whose request body is still
+        arriving server.body_timeout_s after its headers, and of those whose client has not
+        taken a byte of its answers for waitress's channel timeout while they are past the
+        output mark: their task waits there, holding a worker, until the loop can send
+        (waitress's own check spares a connection with a request in work)."""
         super().maintenance(now)
-        late = time.monotonic()
+        late, stalled = time.monotonic(), now - self.adj.channel_timeout
         for channel in self.active_channels.values():
-            if isinstance(channel.request, LimitedParser) and channel.request.body_late(late):
+            request = channel.request
+            if isinstance(request, LimitedParser) and request.body_late(late):
                 channel.will_close = True
+            if channel.total_outbufs_len > self.adj.outbuf_high_watermark \
+                    and channel.last_activity < stalled and channel.socket is not None:
+                # A full socket never turns writable, so the loop would not come to close
+                # it: shut down, the next send fails and the loop closes it as any broken
+                # connection, waking the task.
+                channel.will_close = True
+                with contextlib.suppress(OSError):
+                    channel.socket.shutdown(socket.SHUT_RDWR)
 
     def readable(self) -> bool:
         now = time.time()

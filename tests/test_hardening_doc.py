@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "hardening.md"
-ROWS = 45
+ROWS = 46
 
 
 def _rows() -> dict[int, str]:

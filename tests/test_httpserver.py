@@ -421,7 +421,7 @@ def test_a_body_is_read_in_large_pieces_but_never_past_its_end(body_limits):
         theirs.close()
 
 
-def test_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
+def test_row46_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
     channel, _, theirs = _channel(body_limits)
     try:
         get = b"GET /openapi.json HTTP/1.1\r\n\r\n"
@@ -434,3 +434,31 @@ def test_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
     finally:
         channel.handle_close()
         theirs.close()
+
+
+def test_row46_a_client_that_never_reads_its_answers_does_not_hold_a_worker(body_limits):
+    from appliance.httpserver import create_server
+
+    def big(environ, start_response):  # written in pieces: one waits at the output mark
+        start_response("200 OK", [("Content-Length", str(64 * 300_000))])
+        return [b"x" * 300_000] * 64
+
+    server = create_server(big, body_limits, threads=1, host="127.0.0.1", port=0,
+                           outbuf_high_watermark=65536, channel_timeout=1, cleanup_interval=1)
+    loop = threading.Thread(target=server.run, daemon=True)
+    loop.start()
+    port = server.socket.getsockname()[1]
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /a HTTP/1.1\r\n\r\n")  # never read: the one worker waits
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as other:
+            other.sendall(b"GET /b HTTP/1.1\r\nConnection: close\r\n\r\n")
+            # The stalled connection is closed after the channel timeout, freeing the worker.
+            assert other.recv(12) == b"HTTP/1.1 200"
+    finally:
+        stalled.close()
+        server.close()
+        server.task_dispatcher.shutdown(timeout=2)
