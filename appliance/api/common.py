@@ -40,6 +40,8 @@ def uploaded(noun: str, hint: str) -> bytes:
             raise BadRequest(f"no multipart field 'image' in the form: {hint}")
     else:
         data = request.get_data(cache=False) if body is None else body[0].read(body[1])
+    if body is not None:  # read, as werkzeug's stream would have been: nothing left after
+        body[0].seek(body[1])
     if not data:
         raise BadRequest(f"no {noun} in the request: {hint}")
     return data
@@ -52,11 +54,14 @@ def _server_buffer() -> tuple[BinaryIO, int] | None:
     else. Raises RequestEntityTooLarge for a body over the route's cap (werkzeug's check)."""
     request.stream  # noqa: B018 - werkzeug checks the declared length against the cap here
     raw, length = request.environ.get("wsgi.input"), request.content_length
-    try:
-        at_start = raw is not None and raw.seekable() and raw.tell() == 0
+    if raw is None or length is None:
+        return None
+    try:  # all of it there (waitress hands over only whole bodies), and nothing read yet
+        whole = raw.seekable() and raw.tell() == 0 and raw.seek(0, io.SEEK_END) == length
+        raw.seek(0)
     except (AttributeError, OSError, ValueError):
         return None
-    return (raw, length) if at_start and length is not None else None
+    return (raw, length) if whole else None
 
 
 def _form_image(stream: BinaryIO, length: int) -> bytes | None:
