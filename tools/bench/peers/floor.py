@@ -1,7 +1,7 @@
-"""The web floor: a do-nothing Flask app that receives the same multipart upload as the box
-and answers a small JSON body, on the box's own server (appliance.httpserver, with the box's
-waitress settings). What any Flask app costs per request on that server, so that only the
-app differs.
+"""The web floor: a do-nothing Flask app that receives the same multipart upload as the box,
+with the box's own reader (appliance.api.common.uploaded), and answers a small JSON body, on
+the box's own server (appliance.httpserver, with the box's waitress settings). What a Flask
+app costs per request on that server at the least, so that only the model's work differs.
 
     python -m tools.bench.peers.floor PORT
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
+
+from appliance.api.common import uploaded
 
 # An image route by the box's body table (appliance.api.limits), so the server caps, counts
 # and reads this upload as it does the box's own.
@@ -21,7 +23,7 @@ def create_app() -> Flask:
     app = Flask(__name__)
 
     def upload():
-        data = request.files["image"].read()
+        data = uploaded("image", "send it as the form field image")
         return jsonify(ok=True, bytes=len(data))
 
     app.add_url_rule("/upload", ENDPOINT, upload, methods=["POST"])
