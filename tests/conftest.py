@@ -85,6 +85,20 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", str(folder)], check=False)
 
 
+class CountingReads(io.BytesIO):
+    """A body as a web server buffers it (waitress's BytesIO or file), counting the bytes
+    each read takes."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self.reads: list[int] = []
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.reads.append(len(data))
+        return data
+
+
 def image_bytes(color=(255, 0, 0), size=(64, 48), fmt="JPEG", mode="RGB", **save) -> bytes:
     """An image of one colour encoded in `fmt`."""
     image = Image.new("RGB", size, color)

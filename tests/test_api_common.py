@@ -1,29 +1,16 @@
 """How a picture comes out of a request (appliance.api.common.uploaded): straight from the
 web server's buffer of the body when it holds the whole body, as werkzeug would read it."""
 
-import io
 import sys
 
 import pytest
 from flask import Flask, jsonify, request
 
 from appliance.api.common import uploaded
+from tests.conftest import CountingReads
 
 FORM = (b'--B\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
         b"PHOTO\r\n--B--\r\n")
-
-
-class _Buffer(io.BytesIO):
-    """waitress's buffer of a body, counting the bytes each read takes."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body)
-        self.reads: list[int] = []
-
-    def read(self, size=-1):
-        data = super().read(size)
-        self.reads.append(len(data))
-        return data
 
 
 @pytest.fixture
@@ -47,7 +34,7 @@ def _call(app, body: bytes, ctype: str, length: int | None = None, server_whole=
           path="/u"):
     """POST `body` to the app as waitress hands it over (`server_whole`: the server
     terminates the input, as waitress does, having read the whole body)."""
-    stream = _Buffer(body)
+    stream = CountingReads(body)
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "box",
                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
                "wsgi.input": stream, "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),

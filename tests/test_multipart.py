@@ -8,6 +8,7 @@ from werkzeug.formparser import parse_form_data
 from werkzeug.test import EnvironBuilder
 
 from appliance import multipart
+from tests.conftest import CountingReads
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\r\n--\r\n\xff\xd9"
 B = "9051914041544843365972754266"
@@ -97,21 +98,10 @@ def test_two_parts_are_left_to_werkzeug():
     assert werkzeug_reads(body) == PHOTO
 
 
-class _CountingReads(io.BytesIO):
-    def __init__(self, body):
-        super().__init__(body)
-        self.reads: list[int] = []
-
-    def read(self, size=-1):
-        data = super().read(size)
-        self.reads.append(len(data))
-        return data
-
-
 def test_the_file_is_read_in_one_piece_and_the_body_only_around_it():
     photo = PHOTO * 50  # 500 KB: its own read, not sliced out of a copy of the body
     body = form(data=photo)
-    stream = _CountingReads(body)
+    stream = CountingReads(body)
     assert multipart.single_file(stream, len(body), B, "image") == photo
     assert len(photo) in stream.reads
     assert sum(stream.reads) - len(photo) <= multipart.MAX_HEAD + 2 * len(B) + 16
