@@ -55,7 +55,7 @@ LIGHT_THREADS = 2
 ACCEPT_BATCH = 64
 # A request body of known length is read up to this much a call, never past its end. Each
 # read is a pass of the loop over every connection: a 75 KB photo took 10 passes at waitress's
-# 8 KB. Reads past a body, or of headers, stay at 8 KB: one 64 KB read of pipelined 32-byte
+# 8 KB. Reads past a body, or of headers, stay at 8 KB: one 64 KB read of pipelined 30-byte
 # GETs queued 2048 requests at once, whose answers passed waitress's 16 MB output mark and
 # held a worker for as long as the client did not read.
 BODY_READ = 64 << 10

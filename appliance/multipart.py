@@ -37,14 +37,15 @@ def single_file(stream: BinaryIO, length: int, boundary: str, field: str) -> byt
     delimiter = b"--" + boundary.encode("ascii")
     start = _file_start(stream.read(min(length, 2 + len(delimiter) + 2 + MAX_HEAD)),
                         delimiter, field)
+    if start is None:
+        return None
     closing = b"\r\n" + delimiter + b"--"
     tail_at = max(0, length - len(closing) - 2)
     stream.seek(tail_at)
     tail = stream.read(length - tail_at)
     found = tail.rfind(closing)
     end = tail_at + found
-    if start is None or found < 0 or end < start or tail[found + len(closing):] not in (
-            b"", b"\r\n"):
+    if found < 0 or end < start or tail[found + len(closing):] not in (b"", b"\r\n"):
         return None
     stream.seek(start)
     data = stream.read(end - start)
