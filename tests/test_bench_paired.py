@@ -19,8 +19,10 @@ def test_a_server_answering_anything_but_200_stops_the_rounds(models_dir, tmp_pa
     running = contenders.start_answering(contenders.floor(), models_dir / "tiny-classify",
                                          tmp_path, photo)
     try:
+        # A small body: the box's server, which the floor runs on, refuses a large one to a
+        # route that takes none from its headers (413) before the app can say 404.
         lost = dataclasses.replace(running, request_for=lambda data: build_request(
-            "/no-such-route", data, "image/jpeg"))
+            "/no-such-route", b"x", "image/jpeg"))
         with pytest.raises(RuntimeError, match="web floor answered {'404'"):
             paired._load(lost, photo, 1, 0.2)
         assert paired._load(running, photo, 2, 0.2)["ok"] > 0
