@@ -30,38 +30,37 @@ def uploaded(noun: str, hint: str) -> bytes:
     """The picture in multipart field `image`, or the raw body. Raises BadRequest naming
     what is missing (`noun`: image, photo) with `hint`, how to send it, and
     RequestEntityTooLarge for a body over the route's cap."""
-    body = _server_buffer()
+    stream, length = _body()
     if request.mimetype == "multipart/form-data":
-        if body is None:
-            data = request.get_data(cache=False)
-            body = io.BytesIO(data), len(data)
-        data = _form_image(*body)
+        data = _form_image(stream, length)
         if data is None:
             raise BadRequest(f"no multipart field 'image' in the form: {hint}")
     else:
-        data = request.get_data(cache=False) if body is None else body[0].read(body[1])
-    if body is not None:  # read, as werkzeug's stream would have been: nothing left after
-        body[0].seek(body[1])
+        data = stream.read(length)
+    stream.seek(length)  # read, as werkzeug's stream would have been: nothing left after
     if not data:
         raise BadRequest(f"no {noun} in the request: {hint}")
     return data
 
 
-def _server_buffer() -> tuple[BinaryIO, int] | None:
-    """The web server's own buffer of the whole request body (waitress's file or BytesIO,
-    at its start) and the body's length, to be read in one piece: werkzeug's stream reads
-    64 KB at a time and copies the body twice more. None where the server gives something
-    else. Raises RequestEntityTooLarge for a body over the route's cap (werkzeug's check)."""
+def _body() -> tuple[BinaryIO, int]:
+    """The request body as a seekable stream at its start, and its length: the web server's
+    own buffer (waitress's file or BytesIO) when it holds the whole body and nothing of it
+    was read, to be read in one piece (werkzeug's stream reads 64 KB at a time and copies
+    the body twice more), else what werkzeug's stream reads. Raises RequestEntityTooLarge
+    for a body over the route's cap (werkzeug's check)."""
     request.stream  # noqa: B018 - werkzeug checks the declared length against the cap here
     raw, length = request.environ.get("wsgi.input"), request.content_length
-    if raw is None or length is None:
-        return None
     try:  # all of it there (waitress hands over only whole bodies), and nothing read yet
-        whole = raw.seekable() and raw.tell() == 0 and raw.seek(0, io.SEEK_END) == length
-        raw.seek(0)
+        if raw is not None and length is not None and raw.seekable() and raw.tell() == 0:
+            whole = raw.seek(0, io.SEEK_END) == length
+            raw.seek(0)
+            if whole:
+                return raw, length
     except (AttributeError, OSError, ValueError):
-        return None
-    return (raw, length) if whole else None
+        pass
+    data = request.get_data(cache=False)
+    return io.BytesIO(data), len(data)
 
 
 def _form_image(stream: BinaryIO, length: int) -> bytes | None:
