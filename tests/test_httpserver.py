@@ -1,6 +1,7 @@
 """The hardened waitress layer, piece by piece (the parser, the error answers, the lanes) and
 the per-route body table it reads. Over real sockets: tests/test_hardening_http.py."""
 
+import contextlib
 import json
 import socket
 import threading
@@ -343,19 +344,26 @@ class _Server:
         self.wakes.extend(free)
 
 
+@contextlib.contextmanager
 def _channel(body_limits):
+    """An ApplianceChannel on one end of a socket pair (a small send buffer), its `_Server`,
+    and the other end; both closed after."""
     from appliance.httpserver import ApplianceChannel
 
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     server = _Server(body_limits)
     server.channel = ApplianceChannel(server, ours, ("192.0.2.1", 1), Adjustments(), map={})
-    return server.channel, server, theirs
+    try:
+        yield server.channel, server, theirs
+    finally:
+        server.channel.total_outbufs_len = 0  # a test's made-up count: nothing to flush
+        server.channel.handle_close()
+        theirs.close()
 
 
 def test_the_loop_does_not_watch_a_socket_while_a_task_writes_to_it(body_limits):
-    channel, _, theirs = _channel(body_limits)
-    try:
+    with _channel(body_limits) as (channel, _, _):
         channel.requests = [object()]  # a task is running
         channel.total_outbufs_len = 100
         holder_has_it, done = threading.Event(), threading.Event()
@@ -381,29 +389,20 @@ def test_the_loop_does_not_watch_a_socket_while_a_task_writes_to_it(body_limits)
         assert not channel.writable()
         channel.close_when_flushed = True
         assert channel.writable()
-    finally:
-        channel.total_outbufs_len = 0
-        channel.handle_close()
-        theirs.close()
 
 
 def test_output_the_socket_did_not_take_wakes_the_loop_after_the_lock_is_let_go(body_limits):
-    channel, server, theirs = _channel(body_limits)
-    try:
+    with _channel(body_limits) as (channel, server, _):
         channel.requests = [object()]
         channel.write_soon(b"x" * (2 << 20))  # far more than the socket takes at once
         assert channel.total_outbufs_len > 0
         # waitress wakes the loop with the lock held (writable then says no); one more
         # wake-up once it is free makes the loop watch the socket for the rest.
         assert server.wakes and server.wakes[-1] is True
-    finally:
-        channel.handle_close()
-        theirs.close()
 
 
 def test_a_body_is_read_in_large_pieces_but_never_past_its_end(body_limits):
-    channel, _, theirs = _channel(body_limits)
-    try:
+    with _channel(body_limits) as (channel, _, theirs):
         size = BODY_READ + 20_000
         theirs.sendall(b"POST /v1/models/x/infer HTTP/1.1\r\nContent-Type: image/jpeg\r\n"
                        b"Content-Length: %d\r\n\r\n" % size)
@@ -416,14 +415,10 @@ def test_a_body_is_read_in_large_pieces_but_never_past_its_end(body_limits):
         channel.handle_read()  # the rest, 20 KB, and not a byte more
         # The last read ended with the body: the pipelined requests behind it are unread.
         assert len(channel.requests) == 1 and channel.request is None
-    finally:
-        channel.handle_close()
-        theirs.close()
 
 
 def test_row46_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
-    channel, _, theirs = _channel(body_limits)
-    try:
+    with _channel(body_limits) as (channel, _, theirs):
         get = b"GET /openapi.json HTTP/1.1\r\n\r\n"
         theirs.sendall(get * 2048)  # 60 KB
         time.sleep(0.05)
@@ -431,9 +426,6 @@ def test_row46_pipelined_requests_are_read_8_kb_at_a_time(body_limits):
         # 2048 answers of 62 KB would pass waitress's 16 MB output mark, and the task would
         # wait there for as long as the client does not read.
         assert len(channel.requests) <= 8192 // len(get)
-    finally:
-        channel.handle_close()
-        theirs.close()
 
 
 def test_row46_a_client_that_never_reads_its_answers_does_not_hold_a_worker(body_limits):
